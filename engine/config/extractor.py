@@ -1,0 +1,209 @@
+"""The knowledge-guided autoencoder's configuration: architecture, heads, losses, schedules.
+
+One validated object (pydantic, strict booleans, unknown fields refused) that the studio edits,
+the command line reads from YAML/JSON, and checkpoints carry. Every cross-field rule (attach
+targets, which losses suit which head, labels for label-paired priors) is checked here, so a
+model is never built from a configuration that cannot work.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
+
+from engine.config.training import TrainingConfig
+from engine.training.schedules import WeightSchedule
+
+LossName = Literal["mse", "l1", "cosine", "nll", "bce", "nb"]
+RegularizerName = Literal["sw2_uniform", "sw2_gaussian", "sw2_gmm", "l1", "l2"]
+Gradient = Literal["normal", "reverse", "neutralize"]
+
+RESERVED_NAMES = {"main", "all"}
+LOSSES_BY_TARGET = {
+    "categorical": {"nll", "bce"},
+    "continuous": {"mse", "l1"},
+    "signature": {"mse", "l1", "cosine"},
+    "reconstruction": {"mse", "l1", "cosine", "nb"},
+}
+
+
+def _as_schedule(value):
+    """Let a plain number stand for a constant weight."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return WeightSchedule(start=float(value))
+    return value
+
+
+Schedule = Annotated[WeightSchedule, BeforeValidator(_as_schedule)]
+
+
+class LossSpec(BaseModel):
+    """One loss term of a head: its function, weight schedule, and how its gradient flows.
+
+    `reverse`: the head learns, the encoders receive the negated gradient scaled by `alpha`
+    (its own schedule). `neutralize`: the head learns, nothing upstream gets this gradient.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    loss: LossName
+    weight: Schedule = Field(default_factory=WeightSchedule)
+    gradient: Gradient = "normal"
+    alpha: Schedule = Field(default_factory=WeightSchedule)
+
+
+class RegularizerSpec(BaseModel):
+    """A prior or penalty on a latent; `labels` names the phenotype that pairs sw2_gmm."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    regularizer: RegularizerName
+    weight: Schedule = Field(default_factory=WeightSchedule)
+    labels: str | None = None
+
+
+class HeadSpec(BaseModel):
+    """What phenotype and signature heads share: a latent (own or attached) and its losses."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: StrictBool = True
+    latent_dim: int = Field(8, ge=1, description="size of the head's own latent (ignored when attached)")
+    attach: str | None = Field(None, description="'main', 'all' or another head that owns a latent")
+    head_dims: list[int] = Field(default_factory=list)
+    losses: list[LossSpec] = Field(default_factory=list)
+    regularizers: list[RegularizerSpec] = Field(default_factory=list)
+
+    @property
+    def owns_latent(self) -> bool:
+        return self.attach is None
+
+
+class PhenotypeSpec(HeadSpec):
+    """An obs column the model should learn, remove (gradient reversal) or only read out.
+
+    `role` fills in the default loss when `losses` is empty: learn → normal gradient, remove →
+    reversed gradient (and the head attaches to the main latent unless told otherwise),
+    neutralize → the head learns without shaping the embedding.
+    """
+
+    column: str | None = Field(None, description="obs column; defaults to the phenotype's name")
+    kind: Literal["categorical", "continuous"] = "categorical"
+    role: Literal["learn", "remove", "neutralize"] = "learn"
+    alpha: float = Field(1.0, ge=0, description="gradient reversal strength for role 'remove'")
+
+    @model_validator(mode="after")
+    def _defaults_from_role(self):
+        if self.role == "remove" and self.attach is None:
+            self.attach = "main"
+        if not self.losses:
+            gradient = {"learn": "normal", "remove": "reverse", "neutralize": "neutralize"}[self.role]
+            loss = "nll" if self.kind == "categorical" else "mse"
+            self.losses = [LossSpec(loss=loss, gradient=gradient, alpha=self.alpha)]
+        return self
+
+
+class SignatureSpec(HeadSpec):
+    """A gene set regressed from its own latent: per-gene targets, or the set's mean score."""
+
+    genes: list[str] = Field(min_length=1)
+    exclude_from_input: StrictBool = False
+    target: Literal["genes", "score"] = "genes"
+
+    @model_validator(mode="after")
+    def _default_loss(self):
+        if not self.losses:
+            self.losses = [LossSpec(loss="mse")]
+        return self
+
+
+class ExtractorConfig(BaseModel):
+    """Everything that defines a GuidedModel run; read and written as YAML or JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    family: Literal["guided"] = "guided"
+    pre_encoder_dims: list[int] = Field(default_factory=lambda: [256])
+    encoder_dims: list[int] = Field(default_factory=lambda: [64])
+    main_latent_dim: int = Field(16, ge=1)
+    decoder_dims: list[int] = Field(default_factory=lambda: [256])
+    norm: Literal["batch", "layer", "none"] = "batch"
+    activation: Literal["relu", "elu", "gelu"] = "relu"
+    dropout: float = Field(0.1, ge=0, lt=1)
+    reconstruction: LossSpec = Field(default_factory=lambda: LossSpec(loss="mse"))
+    main_regularizers: list[RegularizerSpec] = Field(default_factory=list)
+    phenotypes: dict[str, PhenotypeSpec] = Field(default_factory=dict)
+    signatures: dict[str, SignatureSpec] = Field(default_factory=dict)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    @property
+    def active_phenotypes(self) -> dict[str, PhenotypeSpec]:
+        return {name: spec for name, spec in self.phenotypes.items() if spec.enabled}
+
+    @property
+    def active_signatures(self) -> dict[str, SignatureSpec]:
+        return {name: spec for name, spec in self.signatures.items() if spec.enabled}
+
+    @model_validator(mode="after")
+    def _check_heads(self):
+        if self.reconstruction.loss not in LOSSES_BY_TARGET["reconstruction"]:
+            raise ValueError(
+                f"reconstruction.loss {self.reconstruction.loss!r} is not a reconstruction loss; "
+                f"choose one of {sorted(LOSSES_BY_TARGET['reconstruction'])}"
+            )
+        if self.reconstruction.gradient != "normal":
+            raise ValueError("reconstruction.gradient must be 'normal'")
+        clash = set(self.phenotypes) & set(self.signatures)
+        if clash:
+            raise ValueError(f"names used by both a phenotype and a signature: {sorted(clash)}")
+        heads = {**self.phenotypes, **self.signatures}
+        for name in heads:
+            if name in RESERVED_NAMES:
+                raise ValueError(f"head name {name!r} is reserved; rename it")
+        categorical = {n for n, s in self.active_phenotypes.items() if s.kind == "categorical"}
+        for group, specs in (("phenotypes", self.active_phenotypes), ("signatures", self.active_signatures)):
+            for name, spec in specs.items():
+                self._check_attach(group, name, spec, heads)
+                target = spec.kind if group == "phenotypes" else "signature"
+                self._check_losses(f"{group}.{name}", spec.losses, target)
+                self._check_regularizers(f"{group}.{name}", spec.regularizers, categorical)
+        self._check_regularizers("main_regularizers", self.main_regularizers, categorical)
+        return self
+
+    @staticmethod
+    def _check_attach(group: str, name: str, spec: HeadSpec, heads: dict[str, HeadSpec]) -> None:
+        if spec.attach is None or spec.attach in RESERVED_NAMES:
+            return
+        target = heads.get(spec.attach)
+        if target is None:
+            raise ValueError(
+                f"{group}.{name}.attach: no head named {spec.attach!r}; use 'main', 'all' or one of {sorted(heads)}"
+            )
+        if not target.enabled:
+            raise ValueError(f"{group}.{name}.attach: head {spec.attach!r} is switched off; switch it on or attach elsewhere")
+        if not target.owns_latent:
+            raise ValueError(
+                f"{group}.{name}.attach: head {spec.attach!r} has no latent of its own (it attaches to {target.attach!r})"
+            )
+
+    @staticmethod
+    def _check_losses(where: str, losses: list[LossSpec], target: str) -> None:
+        allowed = LOSSES_BY_TARGET[target]
+        names = [spec.loss for spec in losses]
+        for loss in names:
+            if loss not in allowed:
+                raise ValueError(f"{where}.losses: {loss!r} does not suit a {target} head; choose from {sorted(allowed)}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"{where}.losses: each loss may appear once, got {names}")
+
+    @staticmethod
+    def _check_regularizers(where: str, regularizers: list[RegularizerSpec], categorical: set[str]) -> None:
+        names = [spec.regularizer for spec in regularizers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{where}: each regularizer may appear once, got {names}")
+        for spec in regularizers:
+            if spec.regularizer == "sw2_gmm" and spec.labels not in categorical:
+                raise ValueError(
+                    f"{where}: sw2_gmm pairs cells with their label's component, so 'labels' must name an "
+                    f"active categorical phenotype (one of {sorted(categorical)}), got {spec.labels!r}"
+                )

@@ -1,0 +1,55 @@
+"""Read and write configurations as YAML or JSON; validation errors name the field."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from engine.data.errors import InputError
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+def describe_validation_error(error: ValidationError, source: str) -> str:
+    """One line per problem: the dotted field path, what was wrong, what was given."""
+    lines = [f"{source}: {error.error_count()} problem(s) in the configuration"]
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        given = problem.get("input")
+        given_text = "" if isinstance(given, dict) else f" (given: {given!r})"
+        lines.append(f"  - {field}: {problem['msg']}{given_text}")
+    return "\n".join(lines)
+
+
+def validate_config(cls: type[ConfigT], data: dict, source: str = "configuration") -> ConfigT:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as error:
+        raise InputError(describe_validation_error(error, source)) from None
+
+
+def load_config(cls: type[ConfigT], path: str | Path) -> ConfigT:
+    """A configuration from a .yaml/.yml/.json file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: configuration file not found")
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise InputError(f"{path}: not valid {path.suffix.lstrip('.').upper()}: {error}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping of settings at the top level")
+    return validate_config(cls, data, str(path))
+
+
+def save_config(config: BaseModel, path: str | Path) -> None:
+    path = Path(path)
+    data = config.model_dump(mode="json")
+    if path.suffix == ".json":
+        path.write_text(json.dumps(data, indent=2))
+    else:
+        path.write_text(yaml.safe_dump(data, sort_keys=False))

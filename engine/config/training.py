@@ -1,0 +1,26 @@
+"""How a run trains, apart from what it trains: the Trainer's knobs as one validated object."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from engine.training.story import Story
+
+
+class TrainingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_epochs: int = Field(30, ge=1)
+    batch_size: int = Field(256, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    validation_fraction: float = Field(0.0, ge=0, lt=1)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    min_delta: float = Field(0.0, ge=0, description="relative improvement that counts")
+    clip_grad_norm: float | None = Field(None, gt=0)
+    lr_schedule: Literal["cosine", "step"] | None = None
+    seed: int = 0
+    log_every: int = Field(10, ge=1)
+    bf16: StrictBool = False
+    story: Story | None = None

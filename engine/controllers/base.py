@@ -1,0 +1,89 @@
+"""What every model family's controller offers the Trainer.
+
+A controller owns a model, its optimiser and its loss weights. `train(batch, **task)` is one
+optimisation step and returns the loss terms as 0-dim tensors on the device (never read back
+here: the Trainer decides when values cross to the host).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import nn
+
+from engine.training.schedules import WeightSchedule
+
+LossDict = dict[str, torch.Tensor]
+
+
+class Controller(ABC):
+    """Base class: optimiser step, gradient clipping, weight schedules, state for checkpoints.
+
+    `self.model` is the bare module (parameters, state dicts); `self.net` is what forward passes
+    call, which the Trainer may replace with a DistributedDataParallel wrapper of the model.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        schedules: Mapping[str, WeightSchedule] | None = None,
+    ):
+        self.model = model
+        self.net: Callable = model
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.schedules: dict[str, WeightSchedule] = dict(schedules or {})
+        self.epoch = 0
+        self.clip_grad_norm: float | None = None
+
+    # -- schedules -------------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Move every weight schedule to this epoch of the run."""
+        self.epoch = epoch
+
+    def weight(self, term: str, default: float = 1.0) -> float:
+        schedule = self.schedules.get(term)
+        return default if schedule is None else schedule.value(self.epoch)
+
+    # -- the step --------------------------------------------------------------------------
+    @abstractmethod
+    def train(self, batch: dict, **task) -> LossDict:
+        """One step; returns {'total': ..., term: ...}. With suppress_backward=True, no update."""
+
+    def evaluate(self, batch: dict, **task) -> LossDict:
+        """Loss terms without any update (validation)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return self.train(batch, suppress_backward=True, **task)
+        finally:
+            self.model.train(was_training)
+
+    def backward_step(self, total: torch.Tensor) -> None:
+        """Backpropagate one total, clip if asked, and take one optimiser step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if self.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+        self.optimizer.step()
+
+    # -- state -----------------------------------------------------------------------------
+    def config(self) -> dict:
+        """A JSON-able description that rebuilds this controller (saved in checkpoints)."""
+        return {}
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.set_epoch(int(state["epoch"]))

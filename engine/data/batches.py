@@ -1,0 +1,222 @@
+"""Cells resident on one device, served as shuffled batches of index tensors.
+
+Models never see a DataLoader: the whole matrix (sparse stays sparse) and the encoded obs columns
+live on the training device, an epoch is one permutation of cell indices, and each batch is a
+gather on the device. No per-cell Python, no collate.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from anndata import AnnData
+
+from engine.data.errors import InputError
+
+
+@dataclass(frozen=True)
+class _SparseRows:
+    """A CSR matrix as three device tensors; rows are densified one batch at a time."""
+
+    indptr: torch.Tensor  # int64 (n_cells + 1)
+    indices: torch.Tensor  # int32 (nnz)
+    values: torch.Tensor  # float (nnz)
+    n_cols: int
+
+    def dense_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        starts = self.indptr[rows]
+        lengths = self.indptr[rows + 1] - starts
+        n_rows = rows.shape[0]
+        # One scalar read-back per batch: the size of the gathered entries.
+        total = int(lengths.sum())
+        row_of_entry = torch.repeat_interleave(
+            torch.arange(n_rows, device=rows.device), lengths, output_size=total
+        )
+        first_entry_of_row = torch.cumsum(lengths, 0) - lengths
+        offset_in_row = torch.arange(total, device=rows.device) - first_entry_of_row[row_of_entry]
+        source = starts[row_of_entry] + offset_in_row
+        out = torch.zeros(n_rows, self.n_cols, dtype=self.values.dtype, device=rows.device)
+        out[row_of_entry, self.indices[source].long()] = self.values[source]
+        return out
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+class CellBatches:
+    """Expression and encoded obs columns of an AnnData, on a device, in shuffled index batches.
+
+    `categorical` columns become integer codes (-1 where missing) with a presence mask;
+    `continuous` columns become floats (0 where missing) with a presence mask. A batch is a dict:
+    ``{"index": LongTensor (B,), "x": FloatTensor (B, G), "obs": {col: tensor (B,)},
+    "mask": {col: BoolTensor (B,)}}``.
+    """
+
+    def __init__(
+        self,
+        adata: AnnData,
+        *,
+        categorical: Sequence[str] = (),
+        continuous: Sequence[str] = (),
+        layer: str | None = None,
+        genes: Sequence[str] | None = None,
+        device: str | torch.device | None = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ):
+        self.device = _resolve_device(device)
+        self.dtype = dtype
+        matrix = self._matrix(adata, layer, genes)
+        self.n_cells, self.n_genes = matrix.shape
+        self.gene_names = list(adata.var_names if genes is None else genes)
+        self.is_sparse = sp.issparse(matrix)
+        if self.is_sparse:
+            csr = sp.csr_matrix(matrix)
+            if not csr.has_canonical_format:
+                # sum_duplicates rewrites the arrays in place, and csr may share them with adata.
+                csr = csr.copy()
+                csr.sum_duplicates()
+            self._sparse = _SparseRows(
+                indptr=torch.as_tensor(csr.indptr.astype(np.int64), device=self.device),
+                indices=torch.as_tensor(csr.indices.astype(np.int32, copy=False), device=self.device),
+                values=torch.as_tensor(csr.data, device=self.device).to(dtype),
+                n_cols=self.n_genes,
+            )
+            self._dense = None
+        else:
+            self._sparse = None
+            self._dense = torch.as_tensor(np.asarray(matrix), device=self.device).to(dtype)
+        self.categories: dict[str, list[str]] = {}
+        self._obs: dict[str, torch.Tensor] = {}
+        self._mask: dict[str, torch.Tensor] = {}
+        for column in categorical:
+            self._encode_categorical(adata, column)
+        for column in continuous:
+            self._encode_continuous(adata, column)
+
+    @staticmethod
+    def _matrix(adata: AnnData, layer: str | None, genes: Sequence[str] | None):
+        if layer is not None and layer not in adata.layers:
+            raise InputError(
+                f"layer {layer!r} is not in the data; available layers: {list(adata.layers) or 'none'}"
+            )
+        matrix = adata.layers[layer] if layer is not None else adata.X
+        if matrix is None or 0 in matrix.shape:
+            raise InputError(f"the expression matrix is empty (shape {adata.shape}); load cells first")
+        if genes is not None:
+            missing = [g for g in genes if g not in adata.var_names]
+            if missing:
+                raise InputError(f"genes not in var_names: {missing[:20]}; pick genes the data has")
+            matrix = matrix[:, adata.var_names.get_indexer(genes)]
+        return matrix
+
+    def _check_column(self, adata: AnnData, column: str) -> pd.Series:
+        if column not in adata.obs.columns:
+            raise InputError(
+                f"obs column {column!r} not found; available columns: {list(adata.obs.columns)}"
+            )
+        return adata.obs[column]
+
+    def _encode_categorical(self, adata: AnnData, column: str) -> None:
+        values = pd.Categorical(self._check_column(adata, column))
+        codes = torch.as_tensor(np.asarray(values.codes, dtype=np.int64), device=self.device)
+        self.categories[column] = [str(c) for c in values.categories]
+        self._obs[column] = codes
+        self._mask[column] = codes >= 0
+
+    def _encode_continuous(self, adata: AnnData, column: str) -> None:
+        series = self._check_column(adata, column)
+        try:
+            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as err:
+            raise InputError(
+                f"obs column {column!r} is used as continuous but holds non-numeric values "
+                f"(e.g. {series.iloc[0]!r}); use it as a categorical column instead"
+            ) from err
+        present = ~np.isnan(values)
+        self._obs[column] = torch.as_tensor(np.where(present, values, 0.0), device=self.device).to(
+            self.dtype
+        )
+        self._mask[column] = torch.as_tensor(present, device=self.device)
+
+    @property
+    def obs_columns(self) -> list[str]:
+        return list(self._obs)
+
+    def cell_index(self, cells: np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
+        """Indices of the chosen cells on the device: all cells, a boolean mask, or indices."""
+        if cells is None:
+            return torch.arange(self.n_cells, device=self.device)
+        cells = torch.as_tensor(np.asarray(cells) if not torch.is_tensor(cells) else cells)
+        if cells.dtype == torch.bool:
+            if cells.shape[0] != self.n_cells:
+                raise ValueError(f"cell mask has {cells.shape[0]} entries for {self.n_cells} cells")
+            cells = torch.nonzero(cells).flatten()
+        return cells.to(device=self.device, dtype=torch.long)
+
+    def take(self, index: torch.Tensor) -> dict:
+        """The batch for these cell indices (a long tensor on the device)."""
+        x = self._dense[index] if self._sparse is None else self._sparse.dense_rows(index)
+        return {
+            "index": index,
+            "x": x,
+            "obs": {name: values[index] for name, values in self._obs.items()},
+            "mask": {name: present[index] for name, present in self._mask.items()},
+        }
+
+    def epoch_order(self, cells=None, *, shuffle: bool = True, seed: int = 0, epoch: int = 0) -> torch.Tensor:
+        """The cells of one epoch in their visiting order; depends only on (seed, epoch)."""
+        index = self.cell_index(cells)
+        if not shuffle:
+            return index
+        generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+        order = torch.randperm(index.shape[0], generator=generator).to(self.device)
+        return index[order]
+
+    def n_batches(self, batch_size: int, cells=None, *, drop_last: bool = False) -> int:
+        n = self.cell_index(cells).shape[0]
+        return n // batch_size if drop_last else -(-n // batch_size)
+
+    def batches(
+        self,
+        batch_size: int,
+        cells=None,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        epoch: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> Iterator[dict]:
+        """Yield the batches of one epoch; every chosen cell exactly once.
+
+        With `world_size > 1` each global batch of `batch_size` cells is split between ranks
+        (rank r takes positions r, r + world_size, ...), so the ranks together see exactly the
+        batches a single process would.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        order = self.epoch_order(cells, shuffle=shuffle, seed=seed, epoch=epoch)
+        stop = order.shape[0] - (order.shape[0] % batch_size if drop_last else 0)
+        for start in range(0, stop, batch_size):
+            global_batch = order[start : start + batch_size]
+            yield self.take(global_batch[rank::world_size])
+
+    def split(self, validation_fraction: float, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """A seeded train / validation split of all cells, as two index tensors."""
+        if not 0.0 <= validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+        order = self.epoch_order(seed=seed, epoch=-1)
+        n_val = int(round(self.n_cells * validation_fraction))
+        return order[n_val:].sort().values, order[:n_val].sort().values
