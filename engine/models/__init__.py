@@ -1,0 +1,2 @@
+"""The model families: modules only, no training logic."""
+from engine.models.extractor import Extractor
