@@ -1,0 +1,2 @@
+"""Data in: readers, validation, preprocessing and the device-resident cell batches."""
+from engine.data.batches import CellBatches
