@@ -19,8 +19,8 @@ from engine.data.errors import InputError
 
 
 @dataclass(frozen=True)
-class _SparseRows:
-    """A CSR matrix as three device tensors; rows are densified one batch at a time."""
+class _TorchSparseRows:
+    """A CSR matrix as three accelerator tensors; rows are densified one batch at a time."""
 
     indptr: torch.Tensor  # int64 (n_cells + 1)
     indices: torch.Tensor  # int32 (nnz)
@@ -42,6 +42,29 @@ class _SparseRows:
         out = torch.zeros(n_rows, self.n_cols, dtype=self.values.dtype, device=rows.device)
         out[row_of_entry, self.indices[source].long()] = self.values[source]
         return out
+
+
+@dataclass(frozen=True)
+class _HostSparseRows:
+    """On the CPU the scipy CSR already is device-resident; its compiled row gather is ~6x
+    faster than the scatter above (measured in bench/batches.py's development)."""
+
+    matrix: sp.csr_matrix
+    dtype: torch.dtype
+
+    def dense_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.matrix[rows.numpy()].toarray()).to(self.dtype)
+
+
+def _sparse_rows(csr: sp.csr_matrix, device: torch.device, dtype: torch.dtype):
+    if device.type == "cpu":
+        return _HostSparseRows(csr, dtype)
+    return _TorchSparseRows(
+        indptr=torch.as_tensor(csr.indptr.astype(np.int64), device=device),
+        indices=torch.as_tensor(csr.indices.astype(np.int32, copy=False), device=device),
+        values=torch.as_tensor(csr.data, device=device).to(dtype),
+        n_cols=csr.shape[1],
+    )
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
@@ -86,12 +109,7 @@ class CellBatches:
                 # sum_duplicates rewrites the arrays in place, and csr may share them with adata.
                 csr = csr.copy()
                 csr.sum_duplicates()
-            self._sparse = _SparseRows(
-                indptr=torch.as_tensor(csr.indptr.astype(np.int64), device=self.device),
-                indices=torch.as_tensor(csr.indices.astype(np.int32, copy=False), device=self.device),
-                values=torch.as_tensor(csr.data, device=self.device).to(dtype),
-                n_cols=self.n_genes,
-            )
+            self._sparse = _sparse_rows(csr, self.device, dtype)
             self._dense = None
         else:
             self._sparse = None

@@ -302,3 +302,20 @@ def test_ranks_together_see_exactly_the_single_process_batches(world_size, drop_
             _assert_same_batch(shards[r], cells.take(whole["index"][r::world_size]))
         if len(whole["index"]) >= world_size:
             assert max(map(len, ids)) - min(map(len, ids)) <= 1
+
+
+def test_accelerator_gather_matches_scipy_on_cpu_tensors():
+    """The torch scatter used on GPUs gives scipy's rows (run here on CPU tensors)."""
+    from engine.data.batches import _TorchSparseRows
+
+    matrix = sp.random(50, 30, density=0.2, format="csr", dtype=np.float32, random_state=3)
+    matrix[7] = 0  # an empty row
+    matrix.eliminate_zeros()
+    rows = torch.tensor([7, 0, 49, 7, 12])
+    gather = _TorchSparseRows(
+        indptr=torch.as_tensor(matrix.indptr.astype(np.int64)),
+        indices=torch.as_tensor(matrix.indices.astype(np.int32)),
+        values=torch.as_tensor(matrix.data),
+        n_cols=30,
+    )
+    assert torch.equal(gather.dense_rows(rows), torch.from_numpy(matrix[rows.numpy()].toarray()))
