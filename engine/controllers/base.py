@@ -7,7 +7,7 @@ here: the Trainer decides when values cross to the host).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -20,8 +20,8 @@ LossDict = dict[str, torch.Tensor]
 class Controller(ABC):
     """Base class: optimiser step, gradient clipping, weight schedules, state for checkpoints.
 
-    `self.model` is the bare module (parameters, state dicts); `self.net` is what forward passes
-    call, which the Trainer may replace with a DistributedDataParallel wrapper of the model.
+    `self.model` is the bare module; under DistributedDataParallel the Trainer wraps a whole step
+    rather than the model (see engine.training.distributed), so controllers always call it directly.
     """
 
     def __init__(
@@ -33,7 +33,6 @@ class Controller(ABC):
         schedules: Mapping[str, WeightSchedule] | None = None,
     ):
         self.model = model
-        self.net: Callable = model
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         self.schedules: dict[str, WeightSchedule] = dict(schedules or {})
         self.epoch = 0

@@ -112,7 +112,7 @@ class ExtractorController(Controller):
         )
         regularize_main = backward_main_latent_regularization and bool(self.cfg.main_regularizers)
         full = backward_reconstruction_loss
-        out = self.net(
+        out = self.model(
             batch["x"],
             forward_signature=full or bool(signatures),
             selected_signature=None if full else list(signatures),

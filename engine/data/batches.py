@@ -16,6 +16,7 @@ import torch
 from anndata import AnnData
 
 from engine.data.errors import InputError
+from engine.training.devices import resolve_device
 
 
 @dataclass(frozen=True)
@@ -67,16 +68,6 @@ def _sparse_rows(csr: sp.csr_matrix, device: torch.device, dtype: torch.dtype):
     )
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
-
-
 class CellBatches:
     """Expression and encoded obs columns of an AnnData, on a device, in shuffled index batches.
 
@@ -97,7 +88,7 @@ class CellBatches:
         device: str | torch.device | None = "cpu",
         dtype: torch.dtype = torch.float32,
     ):
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.dtype = dtype
         matrix = self._matrix(adata, layer, genes)
         self.n_cells, self.n_genes = matrix.shape
