@@ -10,15 +10,19 @@ import argparse
 import time
 
 import torch
-from toy_workload import make_cells, make_controller
+from workload import make_adata, make_model
 
 from engine import Trainer
 
 BATCH_SIZE = 256
 
 
-def bare_loop(cells, epochs: int) -> tuple[float, int]:
-    controller = make_controller(cells)
+SMALL = dict(pre_encoder_dims=[128], encoder_dims=[32], decoder_dims=[128], main_latent_dim=8)
+
+
+def bare_loop(adata, epochs: int) -> tuple[float, int]:
+    model = make_model(adata, **SMALL)
+    controller, cells = model.controller, model.batches
     torch.manual_seed(0)
     steps = 0
     start = time.perf_counter()
@@ -30,10 +34,10 @@ def bare_loop(cells, epochs: int) -> tuple[float, int]:
     return time.perf_counter() - start, steps
 
 
-def through_trainer(cells, epochs: int, log_every: int) -> tuple[float, int]:
-    controller = make_controller(cells)
+def through_trainer(adata, epochs: int, log_every: int) -> tuple[float, int]:
+    model = make_model(adata, **SMALL)
     trainer = Trainer(
-        controller, cells, max_epochs=epochs, batch_size=BATCH_SIZE, log_every=log_every, progress=False
+        model.controller, model.batches, max_epochs=epochs, batch_size=BATCH_SIZE, log_every=log_every, progress=False
     )
     start = time.perf_counter()
     run = trainer.run()
@@ -48,20 +52,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cells = make_cells()
-    bare_loop(cells, 1)  # warm-up
+    adata = make_adata(20_000, 200)
+    bare_loop(adata, 1)  # warm-up
 
     bare, trainer = [], {every: [] for every in args.log_every}
     for _ in range(args.repeats):
-        seconds, steps = bare_loop(cells, args.epochs)
+        seconds, steps = bare_loop(adata, args.epochs)
         bare.append(steps / seconds)
         for every in args.log_every:
-            seconds, trainer_steps = through_trainer(cells, args.epochs, every)
+            seconds, trainer_steps = through_trainer(adata, args.epochs, every)
             assert trainer_steps == steps
             trainer[every].append(steps / seconds)
 
     best_bare = max(bare)
-    print(f"{steps} steps of batch {BATCH_SIZE}, {cells.n_cells} cells x {cells.n_genes} genes, "
+    print(f"{steps} steps of batch {BATCH_SIZE}, {adata.n_obs} cells x {adata.n_vars} genes, "
           f"{args.threads} thread(s), best of {args.repeats}")
     print(f"bare loop           {best_bare:8.1f} steps/s")
     for every, rates in trainer.items():
