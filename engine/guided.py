@@ -80,7 +80,6 @@ class GuidedModel:
             },
             n_categories={n: len(self._categories(n)) for n, s in active.items() if s.kind == "categorical"},
         )
-        self.trainer: Trainer | None = None
         self.runs: list[TrainingRun] = []
 
     # -- building --------------------------------------------------------------------------
@@ -181,17 +180,15 @@ class GuidedModel:
         )
 
     # -- training --------------------------------------------------------------------------
-    def train(self, max_epochs: int | None = None, *, story: Story | Mapping | None = None, **options) -> TrainingRun:
-        """Train through the shared Trainer; returns the run (its events and history).
+    def trainer(self, max_epochs: int | None = None, *, story: Story | Mapping | None = None, **options) -> Trainer:
+        """A Trainer for this model, not started: the studio's run registry starts it in a worker.
 
         `options` are `TrainingConfig` fields (batch_size, lr, validation_fraction, ...) and
-        Trainer extras (events, progress, checkpoint_dir, checkpoint_every, resume_from).
+        Trainer extras (events, progress, checkpoint_dir, checkpoint_every, distributed, jsonl).
         """
         runtime_keys = ("events", "progress", "checkpoint_dir", "checkpoint_every", "distributed", "jsonl")
         runtime = {k: options.pop(k) for k in runtime_keys if k in options}
-        resume_from = options.pop("resume_from", None)
-        training = self.config.training.model_dump()
-        training |= options
+        training = self.config.training.model_dump() | options
         if max_epochs is not None:
             training["max_epochs"] = max_epochs
         if story is not None:
@@ -201,7 +198,10 @@ class GuidedModel:
         )
         self.controller.cfg = self.config
         t = self.config.training
-        self.trainer = Trainer(
+        for group in self.controller.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] = t.lr
+            group["weight_decay"] = t.weight_decay
+        return Trainer(
             self.controller,
             self.batches,
             story=t.story,
@@ -217,9 +217,17 @@ class GuidedModel:
             bf16=t.bf16,
             **runtime,
         )
-        run = self.trainer.run(resume_from=resume_from)
-        self.runs.append(run)
+
+    def train(self, max_epochs: int | None = None, *, story: Story | Mapping | None = None,
+              resume_from: str | Path | None = None, **options) -> TrainingRun:
+        """Train through the shared Trainer; returns the run (its events and history)."""
+        run = self.trainer(max_epochs, story=story, **options).run(resume_from=resume_from)
+        self.record(run)
         return run
+
+    def record(self, run: TrainingRun) -> None:
+        """Remember a finished run (its last losses go into `uns` on `write`)."""
+        self.runs.append(run)
 
     # -- results ---------------------------------------------------------------------------
     @property
@@ -268,7 +276,9 @@ class GuidedModel:
         if self.runs:
             history = self.runs[-1].history()
             if len(history):
-                uns["metrics"] = {k: float(v) for k, v in history.iloc[-1].items() if isinstance(v, (int, float))}
+                uns["metrics"] = {  # "/" would nest groups in .h5ad
+                    k.replace("/", "."): float(v) for k, v in history.iloc[-1].items() if isinstance(v, (int, float))
+                }
         adata.uns[self.name] = uns
 
     # -- persistence -----------------------------------------------------------------------
