@@ -190,6 +190,11 @@ class Trainer:
         n_batches = self.batches.n_batches(self.batch_size, self._train_index, drop_last=self._drop_last)
         return n_batches * (1 if phase.mode == "summed" else len(phase.tasks))
 
+    @property
+    def total_steps(self) -> int:
+        """Optimisation steps of the whole story (what progress bars count to)."""
+        return sum(self._steps_per_epoch(p) * p.epochs for p in self.story.phases)
+
     def _start(self, resume_from) -> None:
         if resume_from is not None:
             self._load(resume_from)
@@ -202,7 +207,7 @@ class Trainer:
         self._window = LossWindow()  # nothing left over from a run that raised
         self._snapshot.take(self.controller.model, self.controller.optimizer, self._position.step, rebuild=True)
         if self.progress and self._is_main:
-            total = sum(self._steps_per_epoch(p) * p.epochs for p in self.story.phases)
+            total = self.total_steps
             self._bar = ProgressBar(self.events, total=total, initial=self._position.step)
 
     # -- the loop ----------------------------------------------------------------------------
