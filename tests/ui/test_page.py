@@ -1,0 +1,31 @@
+"""The served studio, rendered by Chromium: the day-one page shows the demo data's summary."""
+import urllib.request
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.ui
+
+SCREENSHOT = "/tmp/hanami_page.png"
+
+
+def test_app_answers_http(studio_url):
+    with urllib.request.urlopen(studio_url) as response:
+        assert response.status == 200
+        assert "<title>Hanami</title>" in response.read().decode()
+
+
+def test_page_shows_demo_summary(page: Page, studio_url):
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(studio_url)
+    expect(page).to_have_title("Hanami")
+    expect(page.get_by_text("700 cells × 765 genes")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("pbmc68k_reduced (built-in demo)")).to_be_visible()
+    for column in ("bulk_labels", "phase", "louvain", "percent_mito"):
+        expect(page.get_by_role("gridcell", name=column, exact=True)).to_be_visible()
+    logo = page.locator("img.app-logo")
+    expect(logo).to_be_visible()
+    assert logo.evaluate("img => img.naturalWidth") > 0
+    # bars and both QC histograms are drawn on canvases once bokeh has rendered them
+    expect(page.locator(".bk-Canvas")).to_have_count(3, timeout=30_000)
+    page.screenshot(path=SCREENSHOT, full_page=True)
