@@ -1,0 +1,459 @@
+"""The embedding area: any number of cells drawn by datashader, coloured, selected and labelled.
+
+Every action is a public method (``set_view``, ``color_by``, ``select_box``, ``select_lasso``,
+``add_label``, ``compare``, ``png_bytes``), so tests and notebooks drive it without a canvas; the
+widgets and the plot's box and lasso streams call the same methods. A failed action shows its
+reason in the alert and changes nothing. The browser only ever receives one shaded image per
+update: selections come back as a box or a polygon and are resolved to cells here.
+"""
+from __future__ import annotations
+
+import asyncio
+from contextlib import contextmanager
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh backend that .opts below needs)
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models.widgets.tables import NumberFormatter, ScientificFormatter
+
+from app.components.embedding_legend import CategoryLegend
+from app.embedding.coloring import Coloring, color_values, default_coloring
+from app.embedding.compare import COLUMNS, METHODS, compare_groups
+from app.embedding.coords import coordinates, embedding_keys, umap_key, umap_layout
+from app.embedding.labels import write_label
+from app.embedding.select import in_box, in_polygon
+from app.embedding.shade import LABEL, axes, extent, png, points_element, points_frame, shaded
+from app.state import StudioState
+
+DEFAULT_COLUMN = "hanami_selection"
+SELECTION_COLORS = {"A": "#d95f8e", "B": "#2b6cb0"}
+PLOT_HEIGHT = 560
+SIDE_WIDTH = 290
+NO_CELLS = np.empty(0, dtype=np.int64)
+
+
+class EmbeddingExplorer(pn.viewable.Viewer):
+    """One embedding of the session's cells, with a legend, selections A and B, labels and markers."""
+
+    state = param.ClassSelector(class_=StudioState, doc="The session's cells; watched for new data and obs columns.")
+
+    def __init__(self, state: StudioState, **params):
+        super().__init__(state=state, **params)
+        self.key: str | None = None
+        self.mode = "dimensions"
+        self.dims = (0, 1)
+        self.coloring: Coloring | None = None
+        self.frame: pd.DataFrame | None = None
+        self.selections: list[tuple[np.ndarray, tuple | None]] = []
+        self._xy: np.ndarray | None = None
+        self._all: pd.DataFrame | None = None
+        self._pipe = hv.streams.Pipe(data=None)
+        self._outlines = hv.streams.Pipe(data=[])
+        self._range: hv.streams.RangeXY | None = None
+        self._box: hv.streams.BoundsXY | None = None
+        self._lasso: hv.streams.Lasso | None = None
+        self._signature = None
+        self._syncing = False
+
+        self.alert = pn.pane.Alert(visible=False, alert_type="danger", sizing_mode="stretch_width")
+        self.legend = CategoryLegend()
+        self.results = pn.widgets.Tabulator(
+            pd.DataFrame(columns=COLUMNS),
+            disabled=True,
+            show_index=False,
+            visible=False,
+            layout="fit_data_stretch",
+            pagination="local",
+            page_size=10,
+            formatters={
+                "scores": NumberFormatter(format="0.00"),
+                "logfoldchanges": NumberFormatter(format="0.00"),
+                "pvals_adj": ScientificFormatter(precision=2),
+            },
+            sizing_mode="stretch_width",
+        )
+        self._pane = pn.pane.HoloViews(None, min_height=PLOT_HEIGHT, sizing_mode="stretch_width")
+        self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._selection_note = pn.pane.Markdown("No selection yet: use the box or lasso tool.")
+        self._build_widgets()
+        self.legend.param.watch(self._on_hidden, "hidden")
+        state.param.watch(self._on_state, ["adata", "obs_version"])
+        self._reset()
+
+    @property
+    def plot(self):
+        """The holoviews object shown: the shaded cells overlaid with the A/B outlines."""
+        return self._pane.object
+
+    # ----- public actions -----------------------------------------------------------------
+
+    def set_view(self, embedding_key: str, mode: str = "dimensions", dims: tuple[int, int] = (0, 1)) -> None:
+        """Draw ``obsm[embedding_key]``: two of its dimensions, or its UMAP (computed once, cached)."""
+        adata = self.state.adata
+        if adata is None:
+            return self._fail("No cells loaded.")
+        computes_umap = mode == "umap" and umap_key(embedding_key) not in adata.obsm
+        try:
+            with self._loading():
+                xy = coordinates(adata, embedding_key, mode, dims)
+        except ValueError as error:
+            return self._fail(error)
+        self.key, self.mode, self.dims, self._xy = embedding_key, mode, (int(dims[0]), int(dims[1])), xy
+        self.selections = [(cells, None) for cells, _ in self.selections]
+        self.coloring = self.coloring or default_coloring(adata)
+        self._render()
+        self._show_selections()
+        self._sync_widgets()
+        self._ok()
+        if computes_umap:
+            self.state.touch_obs()
+
+    def color_by(self, kind: str, name) -> None:
+        """Colour by an obs column, a gene of X, or a latent dimension (``3`` or ``'X_pca:3'``)."""
+        adata = self.state.adata
+        if adata is None or self._xy is None:
+            return self._fail("Show an embedding before colouring it.")
+        try:
+            coloring = color_values(adata, kind, name, self.key)
+        except ValueError as error:
+            return self._fail(error)
+        self._apply_coloring(coloring, keep_hidden=False)
+        self._render()
+        self._sync_widgets()
+        self._ok()
+
+    def select_box(self, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+        """Cells shown inside the box; they become the latest selection."""
+        if self.frame is None:
+            return self._fail("Show an embedding before selecting cells.", NO_CELLS)
+        mask = in_box(self.frame["x"].to_numpy(), self.frame["y"].to_numpy(), x0, y0, x1, y1)
+        return self._keep(mask, ([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0]))
+
+    def select_lasso(self, xs, ys) -> np.ndarray:
+        """Cells shown inside the lasso polygon; they become the latest selection."""
+        if self.frame is None:
+            return self._fail("Show an embedding before selecting cells.", NO_CELLS)
+        mask = in_polygon(self.frame["x"].to_numpy(), self.frame["y"].to_numpy(), xs, ys)
+        closed = (list(xs) + list(xs[:1]), list(ys) + list(ys[:1]))
+        return self._keep(mask, closed)
+
+    def add_label(self, name: str, column: str = DEFAULT_COLUMN) -> None:
+        """Write ``name`` into the categorical ``obs[column]`` for the latest selection."""
+        if not self.selections:
+            return self._fail("Select cells with the box or lasso tool before adding a label.")
+        try:
+            write_label(self.state.adata.obs, self.selections[-1][0], name, column)
+        except ValueError as error:
+            return self._fail(error)
+        self._ok(f"Labelled {self.selections[-1][0].size:,} cells '{name.strip()}' in obs['{column.strip()}'].")
+        self.state.touch_obs()
+
+    def compare(self, method: str | None = None) -> pd.DataFrame:
+        """Top marker genes of A against B (and B against A), shown in the results table."""
+        if len(self.selections) < 2:
+            message = "Make two selections first: the older is A, the latest is B."
+            return self._fail(message, pd.DataFrame(columns=COLUMNS))
+        (a, _), (b, _) = self.selections
+        try:
+            with self._loading():
+                table = compare_groups(self.state.adata, a, b, method or self._method.value)
+        except ValueError as error:
+            return self._fail(error, pd.DataFrame(columns=COLUMNS))
+        self.results.value = table
+        self.results.visible = True
+        self._ok()
+        return table
+
+    def png_bytes(self, width: int = 800, height: int = 600) -> bytes:
+        """The current view (zoom included) drawn server-side by datashader, as PNG bytes."""
+        if self.frame is None:
+            return self._fail("Show an embedding before exporting it.", b"")
+        ranges = self._range.contents if self._range is not None else {}
+        x_range = ranges.get("x_range") or extent(self._all["x"])
+        y_range = ranges.get("y_range") or extent(self._all["y"])
+        return png(self.frame, self.coloring, x_range, y_range, width, height)
+
+    # ----- drawing ------------------------------------------------------------------------
+
+    def _apply_coloring(self, coloring: Coloring, keep_hidden: bool) -> None:
+        """Take the new colours; the legend follows without triggering a second render."""
+        self.coloring = coloring
+        self.legend.visible = coloring.categorical
+        if coloring.categorical:
+            hidden = [c for c in self.legend.hidden if c in coloring.colors] if keep_hidden else []
+            with self._quiet():
+                self.legend.param.update(entries=coloring.counts(), hidden=hidden)
+
+    def _render(self) -> None:
+        """Send new cells to the plot; rebuild it only when the view or the kind of shading changes."""
+        self._all = points_frame(self._xy, self.coloring)
+        hidden = self.legend.hidden if self.coloring.categorical else []
+        self.frame = self._all[~self._all[LABEL].isin(hidden)] if hidden else self._all
+        colors = tuple(self.coloring.colors.items()) if self.coloring.categorical else None
+        signature = (self.key, self.mode, self.dims, colors)
+        if signature == self._signature:
+            self._pipe.send(self.frame)
+        else:
+            self._signature = signature
+            self._pane.object = self._build_plot()
+        what = f"{self.coloring.kind} {self.coloring.name}".strip()
+        if self.mode == "umap":
+            where = f"UMAP of {self.key}"
+        else:
+            where = f"{self.key} dimensions {self.dims[0]} and {self.dims[1]}"
+        self._status.object = f"**{len(self.frame):,}** of {len(self._all):,} cells · {where} · coloured by {what}"
+
+    def _build_plot(self):
+        """A fresh DynamicMap over a fresh pipe, with its box, lasso and range streams."""
+        self._pipe = hv.streams.Pipe(data=self.frame)
+        if self.mode == "umap":
+            labels = (f"UMAP 1 of {self.key}", f"UMAP 2 of {self.key}")
+        else:
+            labels = tuple(f"{self.key} [{d}]" for d in self.dims)
+        kdims = axes(self._all, labels)
+        points = hv.DynamicMap(lambda data: points_element(data, kdims), streams=[self._pipe])
+        image = shaded(points, self.coloring).opts(
+            responsive=True,
+            min_height=PLOT_HEIGHT,
+            tools=["box_select", "lasso_select"],
+            active_tools=["wheel_zoom"],
+            default_tools=["pan", "wheel_zoom", "reset", "save"],
+        )
+        if not self.coloring.categorical:
+            image = image.opts(hooks=[self._title_colorbar])
+        outlines = hv.DynamicMap(_outline_paths, streams=[self._outlines])
+        self._box, self._lasso = hv.streams.BoundsXY(source=image), hv.streams.Lasso(source=image)
+        self._box.add_subscriber(lambda bounds: bounds and self.select_box(*bounds))
+        self._lasso.add_subscriber(
+            lambda geometry: geometry is not None and self.select_lasso(geometry[:, 0], geometry[:, 1])
+        )
+        self._range = hv.streams.RangeXY(source=image)
+        return image * outlines
+
+    def _title_colorbar(self, plot, _element) -> None:
+        """Name the colour bar after the gene or dimension; a hook, as a new gene reuses the plot."""
+        if "colorbar" in plot.handles:
+            plot.handles["colorbar"].title = self.coloring.name
+
+    def _keep(self, mask: np.ndarray, outline: tuple) -> np.ndarray:
+        positions = np.flatnonzero(mask)
+        cells = positions if self.frame is self._all else self.frame.index.to_numpy()[positions]
+        if not cells.size:
+            return self._fail("No shown cells fall inside that selection; A and B are unchanged.", NO_CELLS)
+        self.selections = (self.selections + [(cells, outline)])[-2:]
+        self._show_selections()
+        self._ok()
+        return cells
+
+    def _show_selections(self) -> None:
+        names = "AB" if len(self.selections) == 2 else "A"
+        self._outlines.send([
+            {"x": outline[0], "y": outline[1], "selection": name}
+            for name, (_, outline) in zip(names, self.selections)
+            if outline is not None
+        ])
+        if self.selections:
+            sizes = " · ".join(f"**{n}**: {cells.size:,} cells" for n, (cells, _) in zip(names, self.selections))
+            self._selection_note.object = f"{sizes}. Labels go to the latest ({names[-1]})."
+        else:
+            self._selection_note.object = "No selection yet: use the box or lasso tool."
+
+    # ----- state and widgets --------------------------------------------------------------
+
+    def _reset(self) -> None:
+        """New cells: forget the old view, selections and results, then show the first embedding."""
+        self.key, self._xy, self.frame, self._all, self.coloring = None, None, None, None, None
+        self.selections, self._signature, self._range = [], None, None
+        self._pane.object = None
+        self.results.visible = False
+        self._show_selections()
+        adata = self.state.adata
+        if adata is None:
+            self._status.object = "No cells loaded."
+            return self._ok()
+        self._gene_input.options = adata.var_names.tolist()
+        self._refresh_options()
+        keys = embedding_keys(adata)
+        if not keys:
+            self._status.object = ""
+            return self._fail("No embedding in obsm (X_umap, X_pca or a model's latent): nothing to draw yet.")
+        self._apply_coloring(default_coloring(adata), keep_hidden=False)
+        self.set_view("X_umap" if "X_umap" in keys else keys[0])
+
+    def _on_state(self, *events) -> None:
+        if any(event.name == "adata" for event in events):
+            return self._reset()
+        self._refresh_options()
+        if self._xy is None:
+            if embedding_keys(self.state.adata):
+                self._reset()
+            return
+        if self.coloring.kind == "obs" and self.coloring.name in self.state.adata.obs.columns:
+            fresh = color_values(self.state.adata, "obs", self.coloring.name, self.key)
+            if not pd.Series(fresh.values).equals(pd.Series(self.coloring.values)):
+                self._apply_coloring(fresh, keep_hidden=True)
+                self._render()
+
+    def _on_hidden(self, _event) -> None:
+        if not self._syncing and self._xy is not None:
+            self._render()
+
+    def _build_widgets(self) -> None:
+        self._key_select = pn.widgets.Select(label="Embedding (obsm)", width=SIDE_WIDTH - 20)
+        self._mode_select = pn.widgets.RadioButtonGroup(
+            options={"Dimensions": "dimensions", "UMAP": "umap"}, color="light", width=SIDE_WIDTH - 20
+        )
+        self._dim_x = pn.widgets.IntInput(label="x dimension", start=0, value=0, width=125)
+        self._dim_y = pn.widgets.IntInput(label="y dimension", start=0, value=1, width=125)
+        for widget in (self._key_select, self._mode_select, self._dim_x, self._dim_y):
+            widget.param.watch(self._on_view_widgets, "value")
+        self._kind_select = pn.widgets.RadioButtonGroup(
+            options={"Annotation": "obs", "Gene": "gene", "Latent": "latent"}, color="light", width=SIDE_WIDTH - 20
+        )
+        self._obs_select = pn.widgets.Select(label="obs column", width=SIDE_WIDTH - 20)
+        self._gene_input = pn.widgets.AutocompleteInput(
+            label="Gene", placeholder="type a gene name", case_sensitive=False, search_strategy="includes",
+            min_characters=1, width=SIDE_WIDTH - 20,
+        )
+        self._latent_key = pn.widgets.Select(label="Latent (obsm)", width=160)
+        self._latent_dim = pn.widgets.IntInput(label="dimension", start=0, value=0, width=90)
+        self._latent_row = pn.Row(self._latent_key, self._latent_dim)
+        for widget in (self._kind_select, self._obs_select, self._gene_input, self._latent_key, self._latent_dim):
+            widget.param.watch(self._on_color_widgets, "value")
+        self._label_name = pn.widgets.TextInput(
+            label="Label", placeholder="e.g. activated T cells", width=SIDE_WIDTH - 20
+        )
+        self._label_column = pn.widgets.TextInput(label="obs column", value=DEFAULT_COLUMN, width=SIDE_WIDTH - 20)
+        add = pn.widgets.Button(label="Add label", color="primary")
+        add.on_click(lambda _: self.add_label(self._label_name.value, self._label_column.value))
+        self._method = pn.widgets.Select(label="Test", options=list(METHODS), width=SIDE_WIDTH - 20)
+        compare = pn.widgets.Button(label="Compare A vs B", color="primary")
+        compare.on_click(lambda _: self.compare())
+        self._selection_tools = pn.Column(
+            "#### Selection", self._selection_note, self._label_name, self._label_column, add,
+            self._method, compare, width=SIDE_WIDTH,
+        )
+
+    async def _on_view_widgets(self, event) -> None:
+        """Widgets to set_view; a UMAP not yet cached is computed in a worker thread first."""
+        if self._syncing:
+            return
+        adata, key, mode = self.state.adata, self._key_select.value, self._mode_select.value
+        dims = (0, 1) if event.obj is self._key_select else (self._dim_x.value, self._dim_y.value)
+        if adata is not None and mode == "umap" and key in adata.obsm and umap_key(key) not in adata.obsm:
+            self._pane.loading = True
+            try:
+                layout = await asyncio.to_thread(umap_layout, np.asarray(adata.obsm[key]))
+            except ValueError as error:
+                self._fail(error)
+                return self._sync_widgets()
+            finally:
+                self._pane.loading = False
+            if self.state.adata is not adata:
+                return
+            adata.obsm[umap_key(key)] = layout
+            self.state.touch_obs()
+        self.set_view(key, mode, dims)
+        self._sync_widgets()
+
+    def _on_color_widgets(self, _event) -> None:
+        if self._syncing:
+            return
+        kind = self._kind_select.value
+        self._show_color_inputs(kind)
+        if kind == "obs" and self._obs_select.value:
+            self.color_by("obs", self._obs_select.value)
+        elif kind == "gene" and self._gene_input.value:
+            self.color_by("gene", self._gene_input.value)
+        elif kind == "latent" and self._latent_key.value:
+            self.color_by("latent", f"{self._latent_key.value}:{self._latent_dim.value}")
+
+    def _show_color_inputs(self, kind: str) -> None:
+        self._obs_select.visible = kind == "obs"
+        self._gene_input.visible = kind == "gene"
+        self._latent_row.visible = kind == "latent"
+
+    def _refresh_options(self) -> None:
+        adata = self.state.adata
+        keys = embedding_keys(adata)
+        with self._quiet():
+            self._key_select.options = keys
+            self._latent_key.options = keys
+            self._obs_select.options = adata.obs.columns.tolist()
+
+    def _sync_widgets(self) -> None:
+        """Show the explorer's current view and colouring in its widgets, without re-triggering them."""
+        if self.key is None:
+            return
+        coloring = self.coloring
+        n_dims = np.shape(self.state.adata.obsm[self.key])[1]
+        with self._quiet():
+            self._key_select.value = self.key
+            self._mode_select.value = self.mode
+            self._dim_x.param.update(end=n_dims - 1, value=self.dims[0], visible=self.mode == "dimensions")
+            self._dim_y.param.update(end=n_dims - 1, value=self.dims[1], visible=self.mode == "dimensions")
+            if coloring.name:
+                self._kind_select.value = coloring.kind
+            if coloring.kind == "obs" and coloring.name:
+                self._obs_select.value = coloring.name
+            elif coloring.kind == "gene":
+                self._gene_input.value = coloring.name
+            elif coloring.kind == "latent":
+                key, _, dim = coloring.name.rpartition(":")
+                self._latent_key.value = key
+                self._latent_dim.param.update(end=np.shape(self.state.adata.obsm[key])[1] - 1, value=int(dim))
+            self._show_color_inputs(self._kind_select.value)
+
+    @contextmanager
+    def _quiet(self):
+        """Widget and legend updates made here do not call back into the explorer."""
+        self._syncing = True
+        try:
+            yield
+        finally:
+            self._syncing = False
+
+    @contextmanager
+    def _loading(self):
+        self._pane.loading = True
+        try:
+            yield
+        finally:
+            self._pane.loading = False
+
+    def _fail(self, error, result=None):
+        self.alert.param.update(object=str(error), alert_type="danger", visible=True)
+        return result
+
+    def _ok(self, message: str = "") -> None:
+        self.alert.param.update(object=message or " ", alert_type="success", visible=bool(message))
+
+    def __panel__(self):
+        controls = pn.Column(
+            "#### View", self._key_select, self._mode_select, pn.Row(self._dim_x, self._dim_y),
+            "#### Colour", self._kind_select, self._obs_select, self._gene_input, self._latent_row,
+            self.legend, width=SIDE_WIDTH,
+        )
+        body = pn.Column(
+            self.alert,
+            self._status,
+            self._pane,
+            pn.Row(self._selection_tools, self.results, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )
+        return pn.Row(controls, body, sizing_mode="stretch_width")
+
+
+def _outline_paths(data: list[dict]) -> hv.Overlay:
+    """Dashed outlines of selections A and B, drawn as vectors over the image; absent ones empty."""
+    outlines = {d["selection"]: [{"x": d["x"], "y": d["y"]}] for d in data}
+    return hv.Overlay([
+        hv.Path(outlines.get(name, []), group="Selection", label=name).opts(
+            color=color, line_width=2, line_dash="dashed"
+        )
+        for name, color in SELECTION_COLORS.items()
+    ])
+

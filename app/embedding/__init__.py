@@ -1,0 +1,1 @@
+"""The embedding explorer's pieces that need no widget: coordinates, colours, shading, selection."""

@@ -1,0 +1,84 @@
+"""The embedding explorer alone, served by `panel serve` and used in Chromium: draw, box-select, label."""
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.ui
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = "/tmp/hanami_embedding.png"
+APP = '''
+import panel as pn
+import scanpy as sc
+
+from app.components.embedding_explorer import EmbeddingExplorer
+from app.state import StudioState
+
+pn.extension("tabulator")
+state = StudioState()
+state.load(sc.datasets.pbmc68k_reduced(), "pbmc68k_reduced")
+EmbeddingExplorer(state).__panel__().servable()
+'''
+
+
+@pytest.fixture(scope="module")
+def explorer_url(tmp_path_factory):
+    """A one-component app in a temporary folder, served on a free port with the repo importable."""
+    script = tmp_path_factory.mktemp("embedding") / "explorer.py"
+    script.write_text(APP)
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    command = [
+        sys.executable, "-m", "panel", "serve", str(script), "--address", "localhost", "--port", str(port),
+        f"--allow-websocket-origin=localhost:{port}",
+    ]
+    url = f"http://localhost:{port}/explorer"
+    server = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=10):
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"`panel serve {script.name}` did not answer at {url}")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_draw_select_and_label(page: Page, explorer_url):
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(explorer_url)
+    expect(page.get_by_text("X_umap dimensions 0 and 1")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("gridcell", name="Dendritic", exact=True)).to_be_visible()
+    expect(page.get_by_role("gridcell", name="240", exact=True)).to_be_visible()
+    canvas = page.locator(".bk-Canvas").first
+    expect(canvas).to_be_visible(timeout=30_000)
+
+    page.locator(".bk-tool-icon-box-select").first.click()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.15, box["y"] + box["height"] * 0.1)  # inside the axes
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.85, steps=10)
+    page.mouse.up()
+    expect(page.get_by_text(re.compile(r"A: [\d,]+ cells"))).to_be_visible(timeout=15_000)
+
+    page.get_by_placeholder("e.g. activated T cells").fill("left half")
+    page.get_by_role("button", name="Add label").click()
+    expect(page.get_by_text(re.compile(r"Labelled [\d,]+ cells 'left half'"))).to_be_visible(timeout=15_000)
+    page.screenshot(path=SCREENSHOT, full_page=True)

@@ -1,0 +1,236 @@
+"""EmbeddingExplorer driven through its public methods on pbmc68k_reduced, without a browser."""
+import io
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+from matplotlib.path import Path
+from PIL import Image
+
+from app.components.embedding_explorer import DEFAULT_COLUMN, EmbeddingExplorer
+from app.state import StudioState
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def pbmc():
+    return sc.datasets.pbmc68k_reduced()
+
+
+@pytest.fixture
+def explorer(pbmc):
+    state = StudioState()
+    state.load(pbmc.copy(), "pbmc68k_reduced")
+    return EmbeddingExplorer(state)
+
+
+def _xy(explorer):
+    """The drawn positions: obsm values as float32, which selections are resolved against."""
+    return explorer.frame[["x", "y"]].to_numpy()
+
+
+def _alert(explorer) -> str:
+    assert explorer.alert.visible and explorer.alert.alert_type == "danger"
+    return explorer.alert.object
+
+
+def test_opens_on_x_umap_and_builds_a_bokeh_plot_with_selection_tools(explorer):
+    assert (explorer.key, explorer.mode, explorer.dims) == ("X_umap", "dimensions", (0, 1))
+    assert not explorer.alert.visible
+    plot = hv.renderer("bokeh").get_plot(explorer.plot)
+    tools = {type(tool).__name__ for tool in plot.state.toolbar.tools}
+    assert {"BoxSelectTool", "LassoSelectTool", "WheelZoomTool"} <= tools
+
+
+def test_set_view_dimensions(explorer):
+    explorer.set_view("X_umap", mode="dimensions", dims=(0, 1))
+    np.testing.assert_allclose(_xy(explorer), explorer.state.adata.obsm["X_umap"], rtol=1e-6)
+    explorer.set_view("X_pca", dims=(2, 5))
+    pca = explorer.state.adata.obsm["X_pca"]
+    np.testing.assert_allclose(explorer.frame["x"], pca[:, 2])
+    np.testing.assert_allclose(explorer.frame["y"], pca[:, 5])
+
+
+def test_set_view_umap_is_cached_in_obsm_and_leaves_x_umap_alone(explorer):
+    adata, version = explorer.state.adata, explorer.state.obs_version
+    before = adata.obsm["X_umap"].copy()
+    explorer.set_view("X_pca", mode="umap")
+    assert adata.obsm["X_pca_umap"].shape == (700, 2)
+    np.testing.assert_array_equal(adata.obsm["X_umap"], before)
+    np.testing.assert_array_equal(explorer.frame[["x", "y"]].to_numpy(), adata.obsm["X_pca_umap"])
+    assert explorer.state.obs_version == version + 1
+
+
+def test_color_by_obs_lists_every_category_with_counts(explorer):
+    explorer.color_by("obs", "bulk_labels")
+    entries = explorer.legend.entries
+    counts = explorer.state.adata.obs["bulk_labels"].value_counts()
+    assert len(entries) == 10 and entries["cells"].sum() == 700
+    assert dict(zip(entries["category"], entries["cells"])) == counts.to_dict()
+    assert entries["color"].tolist() == list(explorer.state.adata.uns["bulk_labels_colors"])
+    assert explorer.legend.visible
+
+
+def test_color_by_gene_uses_that_column_of_x(explorer):
+    explorer.color_by("gene", "CST3")
+    adata = explorer.state.adata
+    np.testing.assert_allclose(explorer.frame["value"], adata[:, "CST3"].X.ravel())
+    assert not explorer.legend.visible
+    hv.renderer("bokeh").get_plot(explorer.plot)
+
+
+def test_color_by_latent_dimension(explorer):
+    explorer.color_by("latent", "X_pca:3")
+    np.testing.assert_allclose(explorer.frame["value"], explorer.state.adata.obsm["X_pca"][:, 3])
+    explorer.color_by("latent", 1)
+    np.testing.assert_allclose(explorer.frame["value"], explorer.state.adata.obsm["X_umap"][:, 1], rtol=1e-6)
+
+
+def test_hidden_categories_are_filtered_before_shading_and_selection(explorer):
+    explorer.color_by("obs", "bulk_labels")
+    explorer.legend.hidden = ["Dendritic", "CD19+ B"]
+    assert len(explorer.frame) == 700 - 240 - 95
+    assert not explorer.frame["label"].isin(["Dendritic", "CD19+ B"]).any()
+    cells = explorer.select_box(-100, -100, 100, 100)
+    labels = explorer.state.adata.obs["bulk_labels"].to_numpy()[cells]
+    assert cells.size == 700 - 240 - 95 and not np.isin(labels, ["Dendritic", "CD19+ B"]).any()
+    explorer.legend.hidden = explorer.legend.entries["category"].tolist()
+    assert len(explorer.frame) == 0
+    hv.renderer("bokeh").get_plot(explorer.plot)
+
+
+def test_select_box_returns_exactly_the_cells_inside(explorer):
+    x, y = _xy(explorer).T
+    cells = explorer.select_box(-2.0, 0.0, -8.0, -8.0)  # corners in any order
+    expected = np.flatnonzero((x >= -8) & (x <= -2) & (y >= -8) & (y <= 0))
+    assert 0 < cells.size < 700
+    np.testing.assert_array_equal(cells, expected)
+
+
+def test_select_lasso_matches_matplotlib_path(explorer):
+    xy = _xy(explorer)
+    xs, ys = [-10.0, 0.0, -5.0], [-8.0, -8.0, 6.0]
+    cells = explorer.select_lasso(xs, ys)
+    expected = np.flatnonzero(Path(np.column_stack([xs, ys])).contains_points(xy))
+    assert 0 < cells.size < 700
+    np.testing.assert_array_equal(cells, expected)
+
+
+def test_plot_streams_resolve_selections(explorer):
+    explorer._box.event(bounds=(-8.0, -8.0, -2.0, 0.0))
+    explorer._lasso.event(geometry=np.array([[-10.0, -8.0], [0.0, -8.0], [-5.0, 6.0]]))
+    (a, _), (b, _) = explorer.selections
+    np.testing.assert_array_equal(a, explorer.select_box(-8.0, -8.0, -2.0, 0.0))
+    np.testing.assert_array_equal(b, explorer.select_lasso([-10.0, 0.0, -5.0], [-8.0, -8.0, 6.0]))
+
+
+def test_add_label_writes_a_categorical_column_and_bumps_obs_version(explorer):
+    state = explorer.state
+    first = explorer.select_box(-100, -100, 0, 100)
+    explorer.add_label("left")
+    second = explorer.select_box(5, -100, 100, 100)
+    version = state.obs_version
+    explorer.add_label("  right ", DEFAULT_COLUMN)
+    assert state.obs_version == version + 1
+    column = state.adata.obs[DEFAULT_COLUMN]
+    assert isinstance(column.dtype, pd.CategoricalDtype)
+    assert list(column.cat.categories) == ["left", "right"]
+    assert (column.iloc[first] == "left").all() and (column.iloc[second] == "right").all()
+    untouched = np.setdiff1d(np.arange(700), np.concatenate([first, second]))
+    assert column.iloc[untouched].isna().all()
+    assert explorer.alert.alert_type == "success"
+
+
+def test_labels_show_up_in_the_legend_when_coloured_by_that_column(explorer):
+    explorer.select_box(-100, -100, 0, 100)
+    explorer.add_label("left")
+    explorer.color_by("obs", DEFAULT_COLUMN)
+    assert explorer.legend.entries["category"].tolist() == ["left", "n/a"]
+    explorer.select_box(5, -100, 100, 100)
+    explorer.add_label("right")
+    assert explorer.legend.entries["category"].tolist() == ["left", "right", "n/a"]
+
+
+def test_compare_ranks_genes_between_a_and_b(explorer):
+    labels = explorer.state.adata.obs["bulk_labels"]
+    explorer.color_by("obs", "bulk_labels")
+    explorer.legend.hidden = [c for c in labels.cat.categories if c != "CD14+ Monocyte"]
+    a = explorer.select_box(-100, -100, 100, 100)
+    explorer.legend.hidden = [c for c in labels.cat.categories if c != "CD19+ B"]
+    b = explorer.select_box(-100, -100, 100, 100)
+    assert (a.size, b.size) == (129, 95)
+    table = explorer.compare()
+    assert list(table.columns) == ["group", "names", "scores", "logfoldchanges", "pvals_adj"]
+    assert set(table["group"]) == {"A", "B"} and len(table) == 50
+    assert table["names"].isin(explorer.state.adata.var_names).all()
+    assert "CST3" in set(table.loc[table["group"] == "A", "names"])  # a monocyte marker
+    assert explorer.results.visible and len(explorer.results.value) == 50
+
+
+def test_png_bytes_is_a_png_of_the_view(explorer):
+    data = explorer.png_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    assert Image.open(io.BytesIO(data)).size == (800, 600)
+    explorer.color_by("gene", "CST3")
+    assert explorer.png_bytes(width=300, height=200).startswith(PNG_SIGNATURE)
+
+
+def test_empty_selection_is_reported_and_keeps_a_and_b(explorer):
+    kept = explorer.select_box(-100, -100, 100, 100)
+    cells = explorer.select_box(1000, 1000, 1001, 1001)
+    assert cells.size == 0
+    assert "No shown cells" in _alert(explorer)
+    assert len(explorer.selections) == 1
+    np.testing.assert_array_equal(explorer.selections[0][0], kept)
+
+
+def test_unknown_gene_is_reported_and_keeps_the_colouring(explorer):
+    explorer.color_by("obs", "bulk_labels")
+    explorer.color_by("gene", "NOT_A_GENE")
+    assert "NOT_A_GENE" in _alert(explorer)
+    assert explorer.coloring.name == "bulk_labels" and "label" in explorer.frame
+
+
+def test_label_and_compare_errors_leave_obs_alone(explorer):
+    obs_before = explorer.state.adata.obs.copy()
+    explorer.add_label("orphan")
+    assert "Select cells" in _alert(explorer)
+    explorer.select_box(-100, -100, 100, 100)
+    explorer.add_label("   ")
+    assert "name" in _alert(explorer)
+    assert explorer.compare().empty and "two selections" in _alert(explorer)
+    pd.testing.assert_frame_equal(explorer.state.adata.obs, obs_before)
+
+
+def test_no_embedding_in_obsm_is_reported(pbmc):
+    bare = pbmc.copy()
+    bare.obsm.clear()
+    state = StudioState()
+    state.load(bare, "no embedding")
+    explorer = EmbeddingExplorer(state)
+    assert "No embedding" in _alert(explorer)
+    assert explorer.plot is None and explorer.select_box(0, 0, 1, 1).size == 0
+    explorer.set_view("X_umap")
+    assert "not an embedding" in _alert(explorer)
+    state.adata.obsm["X_guided_main"] = pbmc.obsm["X_pca"][:, :8]  # a trained model writes its latent
+    state.touch_obs()
+    assert explorer.key == "X_guided_main" and len(explorer.frame) == 700 and not explorer.alert.visible
+
+
+def test_loading_new_cells_resets_view_and_selections(explorer, pbmc):
+    explorer.select_box(-100, -100, 100, 100)
+    smaller = pbmc[:300].copy()
+    explorer.state.load(smaller, "first 300")
+    assert explorer.selections == [] and len(explorer.frame) == 300
+
+
+def test_categories_without_stored_colours_get_a_palette(explorer):
+    explorer.color_by("obs", "phase")
+    entries = explorer.legend.entries
+    assert entries["category"].tolist() == ["G1", "G2M", "S"]
+    assert entries["color"].str.fullmatch(r"#[0-9a-f]{6}").all() and entries["color"].nunique() == 3
+    assert explorer.png_bytes().startswith(PNG_SIGNATURE)
+    hv.renderer("bokeh").get_plot(explorer.plot)
