@@ -3,5 +3,5 @@ import panel as pn
 
 from app.studio import Studio
 
-pn.extension("tabulator")
+pn.extension("tabulator", "filedropper", notifications=True)
 Studio().page().servable()

@@ -302,7 +302,9 @@ class EmbeddingExplorer(pn.viewable.Viewer):
             self._render()
 
     def _build_widgets(self) -> None:
-        self._key_select = pn.widgets.Select(label="Embedding (obsm)", width=SIDE_WIDTH - 20)
+        self._key_select = pn.widgets.Select(
+            label="Embedding (obsm)", width=SIDE_WIDTH - 20, css_classes=["hanami-embedding-key"]
+        )
         self._mode_select = pn.widgets.RadioButtonGroup(
             options={"Dimensions": "dimensions", "UMAP": "umap"}, color="light", width=SIDE_WIDTH - 20
         )

@@ -3,8 +3,8 @@
 Training never happens here: Start builds an unstarted Trainer and hands it to the process-wide
 REGISTRY, whose worker thread trains and appends to the run's EventLog. This component only reads
 that log by cursor from a periodic callback (every 300 ms), so each poll streams just the points
-that are new since the last one (see `LossCurves`). The callback runs while there is something to
-follow and stops once the run is over and its last events are drawn, or when the session ends.
+that are new since the last one (see `LossCurves`). The session keeps that one callback until it
+ends; a poll with nothing new does nothing.
 
 A session follows only runs whose owner is its `StudioState.owner`. In Jupyter, after
 `pn.extension()`, `TrainingMonitor.for_run(handle)` follows a run submitted from Python and
@@ -68,7 +68,6 @@ class TrainingMonitor(pn.viewable.Viewer):
         self._recent = deque(maxlen=SPEED_STEPS)  # (time, cells) of the latest steps since a pause
         self._total_steps = self.run.trainer.total_steps if self.run is not None else None
         self._callback = None
-        self._destroy_hooked = False
         self._build_widgets()
         if self.state is not None:
             self.state.param.watch(self._follow_state, "run_id")
@@ -107,7 +106,7 @@ class TrainingMonitor(pn.viewable.Viewer):
         )
 
     def __panel__(self):
-        self._poll_while_needed()
+        self._start_polling()
         return self._layout
 
     # -- actions ---------------------------------------------------------------------------
@@ -160,7 +159,6 @@ class TrainingMonitor(pn.viewable.Viewer):
 
     def _attach(self, handle: RunHandle | None) -> None:
         """Follow another run from its first event, on an empty chart."""
-        self._stop_polling()
         self.run = handle
         self.events = handle.events if handle is not None else None
         self._cursor, self._ended, self._last_step = 0, None, None
@@ -170,13 +168,11 @@ class TrainingMonitor(pn.viewable.Viewer):
         self.error = ""
         self.curves.clear()
         self._refresh()
-        self._poll_while_needed()
 
     def poll(self) -> int:
         """Draw the events appended since the last poll; returns how many loss points that was.
 
-        The periodic callback calls it; tests call it directly. Once the run is over and nothing
-        is left to read, polling stops.
+        The session's periodic callback calls it; tests call it directly.
         """
         if self.events is None:
             return 0
@@ -201,10 +197,8 @@ class TrainingMonitor(pn.viewable.Viewer):
         added = self._stream(points) if points else 0
         if added:
             self.points += added
-        self._refresh()
-        ended = over if self.run is not None else self._ended is not None
-        if ended and self._cursor >= self.events.next_seq:
-            self._stop_polling()
+        if new or not over:
+            self._refresh()
         return added
 
     def _stream(self, points) -> int:
@@ -222,14 +216,17 @@ class TrainingMonitor(pn.viewable.Viewer):
         return self.run.done if self.run is not None else self._ended is not None
 
     # -- the periodic callback -------------------------------------------------------------
-    def _poll_while_needed(self) -> None:
-        if self.events is None or (self._over() and self._cursor >= self.events.next_seq):
+    def _start_polling(self) -> None:
+        """One callback for the session's life, created while the page is built.
+
+        Created later, from inside a button's callback, Panel 1.9 registers a periodic callback that
+        never fires in a served page (seen in the studio); a poll with nothing new costs microseconds.
+        """
+        if self._callback is not None:
             return
-        if self._callback is None or not self._callback.running:
-            self._callback = pn.state.add_periodic_callback(self.poll, period=POLL_MS)
+        self._callback = pn.state.add_periodic_callback(self.poll, period=POLL_MS)
         doc = pn.state.curdoc
-        if doc is not None and doc.session_context and not self._destroy_hooked:
-            self._destroy_hooked = True
+        if doc is not None and doc.session_context:
             pn.state.on_session_destroyed(lambda context: self._stop_polling())
 
     def _stop_polling(self) -> None:

@@ -1,0 +1,156 @@
+"""The knowledge-guided workflow end to end in Chromium, against a real `panel serve app`.
+
+Load (the demo) → switch a phenotype head on → build → train live (loss points counted twice) →
+a click answered while training → Stop → the embedding coloured by a label → a box selection
+becomes a label → the exported .h5ad holds the latent. The box is drawn with the mouse on the
+Bokeh canvas (the real tool), not by driving the selection stream from Python.
+"""
+import re
+import time
+
+import anndata as ad
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.ui
+
+LOSS_POINTS = """() => {
+  let n = 0;
+  for (const doc of window.Bokeh.documents)
+    for (const model of doc.all_models)
+      if (model.name && model.name.startsWith('loss:')) n += model.data.step.length;
+  return n;
+}"""
+
+
+def open_studio(page: Page, url: str) -> None:
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(url)
+    expect(page.get_by_text("700 cells × 765 genes")).to_be_visible(timeout=60_000)
+
+
+def tab(page: Page, name: str) -> None:
+    page.get_by_text(name, exact=True).click()
+
+
+def build_and_start(page: Page, epochs: int = 5000) -> None:
+    """Switch the bulk_labels head on, build the model and press Start."""
+    tab(page, "2 · Model")
+    page.locator(".hanami-pheno-bulk_labels-on").click()
+    epochs_box = page.locator(".hanami-model-epochs input")
+    epochs_box.fill(str(epochs))
+    epochs_box.press("Enter")
+    page.locator(".hanami-build-model button").click()
+    expect(page.locator(".hanami-build-status")).to_contain_text("Model built", timeout=30_000)
+    tab(page, "3 · Train")
+    page.locator(".hanami-start button").click()
+
+
+def run_id(page: Page) -> str:
+    """The id of the run the page follows (the first bold word of its state line)."""
+    return page.locator(".hanami-run-state strong").first.inner_text()
+
+
+def loss_points(page: Page) -> int:
+    return page.evaluate(LOSS_POINTS)
+
+
+def wait_for_points(page: Page, more_than: int, timeout_s: float = 60) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        points = loss_points(page)
+        if points > more_than:
+            return points
+        page.wait_for_timeout(200)
+    pytest.fail(f"the loss plot did not grow past {more_than} points in {timeout_s} s")
+
+
+def test_load_build_train_explore_label_export(page: Page, studio_url, tmp_path):
+    open_studio(page, studio_url)
+    build_and_start(page)
+    state = page.locator(".hanami-run-state")
+    expect(state).to_contain_text("running", timeout=60_000)
+
+    first = wait_for_points(page, 0)
+    second = wait_for_points(page, first)
+    assert second > first > 0
+
+    # A click during the run takes effect quickly: Pause, then the state says so.
+    started = time.monotonic()
+    page.locator(".hanami-pause button").click()
+    expect(state).to_contain_text("paused", timeout=5_000)
+    pause_latency = time.monotonic() - started
+    print(f"pause click -> 'paused' shown in {pause_latency * 1000:.0f} ms")
+    assert pause_latency < 0.5
+    page.locator(".hanami-pause button").click()
+    expect(state).to_contain_text("running", timeout=5_000)
+
+    page.locator(".hanami-stop button").click()
+    expect(state).to_contain_text("stopped", timeout=15_000)
+    stopped_at = loss_points(page)
+    page.wait_for_timeout(1500)
+    assert loss_points(page) == stopped_at
+
+    tab(page, "4 · Explore")
+    page.locator(".hanami-embedding-key select").select_option("X_guided_main")
+    expect(page.get_by_text(re.compile(r"X_guided_main dimensions 0 and 1 · coloured by obs bulk_labels"))).to_be_visible(
+        timeout=30_000
+    )
+    expect(page.get_by_role("gridcell", name="Dendritic", exact=True)).to_be_visible()
+    canvas = page.locator(".bk-Canvas >> visible=true").first
+    expect(canvas).to_be_visible(timeout=30_000)
+    page.locator(".bk-tool-icon-box-select >> visible=true").first.click()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.9, steps=10)
+    page.mouse.up()
+    expect(page.get_by_text(re.compile(r"A: [\d,]+ cells"))).to_be_visible(timeout=15_000)
+    page.get_by_placeholder("e.g. activated T cells").fill("my gate")
+    page.get_by_role("button", name="Add label").click()
+    expect(page.get_by_text(re.compile(r"Labelled [\d,]+ cells 'my gate'"))).to_be_visible(timeout=15_000)
+
+    tab(page, "5 · Export")
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_text("AnnData (.h5ad)").click()
+    path = tmp_path / "cells.h5ad"
+    download.value.save_as(path)
+    exported = ad.read_h5ad(path)
+    assert exported.obsm["X_guided_main"].shape == (700, 16)
+    assert "my gate" in set(exported.obs["hanami_selection"].astype(str))
+    page.screenshot(path="/tmp/hanami_flow.png", full_page=True)
+
+
+def test_two_sessions_keep_their_runs_apart(browser, studio_url):
+    alice, bob = browser.new_page(), browser.new_page()
+    try:
+        open_studio(alice, studio_url)
+        open_studio(bob, studio_url)
+        build_and_start(alice)
+        expect(alice.locator(".hanami-run-state")).to_contain_text("running", timeout=60_000)
+        wait_for_points(alice, 0)
+
+        tab(bob, "3 · Train")
+        expect(bob.locator(".hanami-run-state")).to_contain_text("No run yet")
+        assert loss_points(bob) == 0
+
+        build_and_start(bob)
+        # One run per device: Bob's run waits, visibly, behind Alice's.
+        expect(bob.locator(".hanami-run-state")).to_contain_text("behind 1 run", timeout=30_000)
+        assert loss_points(bob) == 0
+        alice_run, bob_run = run_id(alice), run_id(bob)
+        assert alice_run != bob_run
+
+        alice.locator(".hanami-stop button").click()
+        expect(alice.locator(".hanami-run-state")).to_contain_text("stopped", timeout=15_000)
+        alice_points = loss_points(alice)
+        expect(bob.locator(".hanami-run-state")).to_contain_text("running", timeout=60_000)
+        wait_for_points(bob, 0)
+        bob.wait_for_timeout(1000)
+        assert loss_points(alice) == alice_points  # Bob's curves never reach Alice's page
+        assert run_id(alice) == alice_run
+        bob.locator(".hanami-stop button").click()
+        expect(bob.locator(".hanami-run-state")).to_contain_text("stopped", timeout=15_000)
+    finally:
+        alice.close()
+        bob.close()
