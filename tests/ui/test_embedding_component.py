@@ -1,20 +1,12 @@
 """The embedding explorer alone, served by `panel serve` and used in Chromium: draw, box-select, label."""
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+from serving import panel_served
 
 pytestmark = pytest.mark.ui
 
-REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = "/tmp/hanami_embedding.png"
 APP = '''
 import panel as pn
@@ -35,30 +27,8 @@ def explorer_url(tmp_path_factory):
     """A one-component app in a temporary folder, served on a free port with the repo importable."""
     script = tmp_path_factory.mktemp("embedding") / "explorer.py"
     script.write_text(APP)
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = s.getsockname()[1]
-    command = [
-        sys.executable, "-m", "panel", "serve", str(script), "--address", "localhost", "--port", str(port),
-        f"--allow-websocket-origin=localhost:{port}",
-    ]
-    url = f"http://localhost:{port}/explorer"
-    server = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                with urllib.request.urlopen(url, timeout=10):
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"`panel serve {script.name}` did not answer at {url}")
+    with panel_served(script, "explorer") as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_draw_select_and_label(page: Page, explorer_url):

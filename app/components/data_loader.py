@@ -1,0 +1,233 @@
+"""The data area: bring cells into the session (upload, server file, demo), preprocess them, summarise them.
+
+Every way in ends in ``engine.read``, so one code path validates every file, and every action
+either replaces the session's cells with ``state.load`` or leaves them exactly as they were and
+says why in the page.
+"""
+from __future__ import annotations
+
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import panel as pn
+import param
+from anndata import AnnData
+
+import engine
+from app.components.data_summary import DataSummary
+from app.demo import DEMO_TITLE, load_demo
+from app.settings import BYTES_PER_MB, DATA_ROOT_VAR, MAX_UPLOAD_VAR, Settings
+from app.state import StudioState
+from engine.data.read_table import SEPARATORS
+
+TABLE_SUFFIXES = tuple(SEPARATORS) + tuple(f"{suffix}.gz" for suffix in SEPARATORS)
+PREPROCESSING = {
+    "none": "none",
+    "RNA counts: normalise, log1p, HVG": "rna",
+    "cytometry: asinh (cofactor)": "cytometry",
+}
+
+
+class DataLoader(pn.viewable.Viewer):
+    """Upload, server-side picker, demo button and preprocessing above a summary of the session's cells."""
+
+    message = param.String(default="", doc="The last error or note shown in the page.")
+    error = param.Boolean(default=False, doc="Whether `message` reports a failure.")
+
+    def __init__(self, state: StudioState, settings: Settings, **params):
+        super().__init__(**params)
+        self.state = state
+        self.settings = settings
+        self._alert = pn.pane.Alert("", alert_type="success", visible=False, sizing_mode="stretch_width")
+        self._summary = DataSummary(adata=state.adata, title=state.dataset)
+        state.param.watch(self._refresh_summary, ["adata", "dataset", "obs_version"])
+        self._transpose = pn.widgets.Checkbox(label="CSV/TSV rows are features (features x cells)")
+        # No accepted_filetypes: FilePond matches the browser's MIME type, which .h5ad and .fcs files
+        # lack, so it would refuse them; engine.read checks the extension on the server instead.
+        self._dropper = pn.widgets.FileDropper(
+            max_file_size=_size_text(settings.max_upload_mb),
+            multiple=False,
+            sizing_mode="stretch_width",
+        )
+        self._dropper.param.watch(self._on_upload, "value")
+        self._picker = pn.widgets.FileSelector(
+            directory=str(settings.data_root), root_directory=str(settings.data_root), sizing_mode="stretch_width"
+        )
+        self._load_picked = pn.widgets.Button(label="Load selected file", color="primary")
+        self._load_picked.on_click(lambda _: self._on_pick())
+        self._demo = pn.widgets.Button(label="Load built-in demo")
+        self._demo.on_click(lambda _: self.load_demo())
+        self._kind = pn.widgets.RadioButtonGroup(options=PREPROCESSING, value="none", color="light")
+        kind = self._kind.param.value.rx()
+        self._n_top_genes = pn.widgets.IntInput(
+            label="highly variable genes", value=2000, start=1, width=180, visible=kind == "rna"
+        )
+        self._cofactor = pn.widgets.FloatInput(
+            label="asinh cofactor", value=5.0, start=0.001, width=180, visible=kind == "cytometry"
+        )
+        self._apply = pn.widgets.Button(label="Apply preprocessing", color="primary")
+        self._apply.on_click(lambda _: self._on_apply())
+
+    # -- public actions ----------------------------------------------------------------------
+    def load_bytes(self, filename: str, data: bytes, transpose: bool = False) -> bool:
+        """Read uploaded bytes as the file they came from; the server checks the size limit too."""
+        if len(data) > self.settings.max_upload_bytes:
+            self._show(
+                f"{filename} is {_megabytes(len(data))} MB, over the upload limit of "
+                f"{self.settings.max_upload_mb:g} MB. Ask the administrator to raise {MAX_UPLOAD_VAR}, "
+                f"or put the file under the server's data folder ({self.settings.data_root}) and pick it there.",
+                "danger",
+            )
+            return False
+        with tempfile.TemporaryDirectory(prefix="hanami-upload-") as folder:
+            # only the suffixes travel, so a browser-given name cannot point anywhere else
+            path = Path(folder) / ("upload" + "".join(Path(filename).suffixes))
+            path.write_bytes(data)
+            return self._read_into_state(
+                lambda: engine.read(path, transpose=transpose), filename, hide=(str(path), filename)
+            )
+
+    def load_path(self, path: str | Path, transpose: bool = False) -> bool:
+        """Read a file or 10x folder on the server, refusing anything outside the data root."""
+        root = self.settings.data_root.resolve()
+        target = (root / path).resolve()  # an absolute `path` replaces root; `..` and symlinks are resolved
+        if not target.is_relative_to(root):
+            self._show(
+                f"{path} is outside the data folder {root}; only files under it can be loaded from the "
+                f"server. Ask the administrator to set {DATA_ROOT_VAR} to serve another folder.",
+                "danger",
+            )
+            return False
+        name = str(target.relative_to(root))
+        return self._read_into_state(lambda: engine.read(target, transpose=transpose), name)
+
+    def load_demo(self) -> bool:
+        return self._read_into_state(load_demo, DEMO_TITLE)
+
+    def preprocess(self, kind: str, **options) -> bool:
+        """Preprocess a copy of the cells (``rna`` or ``cytometry``, options passed on); ``none`` keeps them."""
+        if self.state.adata is None:
+            self._show("Load cells before preprocessing them.", "danger")
+            return False
+        if kind == "none":
+            self._show("Preprocessing 'none': the cells are kept as loaded.", "success")
+            return True
+        steps = {"rna": engine.preprocess.rna, "cytometry": engine.preprocess.cytometry}
+        if kind not in steps:
+            self._show(f"Unknown preprocessing {kind!r}; choose one of none, {', '.join(steps)}.", "danger")
+            return False
+        adata = self.state.adata
+        return self._read_into_state(
+            lambda: steps[kind](adata, copy=True, **options),
+            f"{self.state.dataset} (preprocessed)",
+            failure=f"Preprocessing ({kind}) failed: ",
+        )
+
+    # -- widget callbacks --------------------------------------------------------------------
+    def _on_upload(self, event: param.parameterized.Event) -> None:
+        for filename in list(event.new):
+            data = self._dropper.value.pop(filename)  # the session keeps the cells, not a second copy of the file
+            if isinstance(data, str):  # FileDropper decodes text/* uploads; the reader wants the bytes back
+                data = data.encode("utf-8")
+            self.load_bytes(filename, data, transpose=self._transpose.value and _is_table(filename))
+
+    def _on_pick(self) -> None:
+        picked = self._picker.value
+        if len(picked) != 1:
+            self._show(f"Select one file or 10x folder in the file browser ({len(picked)} selected).", "danger")
+            return
+        self.load_path(picked[0], transpose=self._transpose.value and _is_table(picked[0]))
+
+    def _on_apply(self) -> None:
+        options = {"rna": {"n_top_genes": self._n_top_genes.value}, "cytometry": {"cofactor": self._cofactor.value}}
+        self.preprocess(self._kind.value, **options.get(self._kind.value, {}))
+
+    def _refresh_summary(self, *_events) -> None:
+        self._summary.title = self.state.dataset
+        if self._summary.adata is self.state.adata:
+            self._summary.param.trigger("adata")  # obs changed in place: summarise again
+        else:
+            self._summary.adata = self.state.adata
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _read_into_state(self, make: Callable[[], AnnData], name: str, *, hide: tuple[str, str] | None = None,
+                         failure: str = "") -> bool:
+        """Run `make`; load its result as `name`, or show why it failed and keep the current cells.
+
+        `hide` replaces a temporary path in messages with the name the user knows the file by;
+        `failure` says which action failed. Warnings meant for the user (plain UserWarning, as
+        the engine raises them) are shown with the success message.
+        """
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            try:
+                adata = make()
+            except Exception as err:  # the page's boundary: any failure is reported, nothing is replaced
+                reason = str(err) if isinstance(err, engine.InputError) else f"{name}: {type(err).__name__}: {err}"
+                kept = f" {self.state.dataset} is still loaded, unchanged." if self.state.adata is not None else ""
+                text = failure + (reason.replace(*hide) if hide else reason) + kept
+                self._show(text, "danger")
+                return False
+        self.state.load(adata, name)
+        notes = [str(w.message) for w in caught if w.category is UserWarning]
+        summary = f"Loaded {name}: {adata.n_obs:,} cells x {adata.n_vars:,} features."
+        self._show(" ".join([summary, *notes]), "warning" if notes else "success")
+        return True
+
+    def _show(self, text: str, level: str) -> None:
+        self.error = level == "danger"
+        self.message = text
+        self._alert.param.update(object=text, alert_type=level, visible=bool(text))
+
+    def __panel__(self):
+        upload = pn.Column(
+            "#### Upload a file",
+            pn.pane.Markdown(
+                f".h5ad, 10x .h5, .csv/.tsv (also .gz) or .fcs, up to {self.settings.max_upload_mb:g} MB",
+                styles={"color": "#666"},
+            ),
+            self._dropper,
+            self._transpose,
+            "#### Or start from the demo",
+            self._demo,
+            sizing_mode="stretch_width",
+        )
+        server = pn.Column(
+            f"#### Or pick a file on the server\n\nunder `{self.settings.data_root}`",
+            self._picker,
+            self._load_picked,
+            sizing_mode="stretch_width",
+        )
+        preprocessing = pn.Column(
+            "#### Preprocess the loaded cells",
+            self._kind,
+            pn.Row(self._n_top_genes, self._cofactor, pn.Column(self._apply, align="end")),
+        )
+        return pn.Column(
+            pn.Card(
+                pn.Row(upload, server, sizing_mode="stretch_width"),
+                preprocessing,
+                title="Load cells",
+                collapsible=False,
+                sizing_mode="stretch_width",
+            ),
+            self._alert,
+            self._summary,
+            sizing_mode="stretch_width",
+        )
+
+
+def _is_table(name: str | Path) -> bool:
+    return str(name).lower().endswith(TABLE_SUFFIXES)
+
+
+def _megabytes(n_bytes: int) -> str:
+    megabytes = n_bytes / BYTES_PER_MB
+    return f"{megabytes:,.0f}" if megabytes >= 10 else f"{megabytes:.3g}"
+
+
+def _size_text(megabytes: float) -> str:
+    """The limit as the upload widget wants it ("500MB", or kilobytes below one megabyte)."""
+    return f"{megabytes:g}MB" if megabytes >= 1 and float(megabytes).is_integer() else f"{round(megabytes * 1000)}KB"

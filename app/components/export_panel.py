@@ -1,0 +1,123 @@
+"""The export area: take the session's results home as files, built only when a button is clicked.
+
+Each file is made on demand (FileDownload callbacks), so nothing is serialised while the user is
+still working; a failure is reported in the page and changes nothing in the session.
+"""
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+import scipy.sparse as sp
+
+from app.state import StudioState
+from engine.data.errors import InputError
+
+EMBEDDING_PREFIX = "X_"
+PNG_UNAVAILABLE = "The PNG needs the embedding explorer: open it first, it draws the view this button saves."
+
+
+class ExportPanel(pn.viewable.Viewer):
+    """Download buttons for the AnnData, embeddings and labels as CSV, the model, and the embedding view."""
+
+    message = param.String(default="", doc="The last export failure shown in the page.")
+
+    def __init__(self, state: StudioState, png_source: Callable[[], bytes] | None = None, **params):
+        super().__init__(**params)
+        self.state = state
+        self.png_source = png_source
+        self._alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        self.downloads = {
+            "h5ad": self._button("AnnData (.h5ad)", "cells.h5ad", self.h5ad_bytes),
+            "csv": self._button("Embeddings and labels (.csv)", "embeddings.csv", lambda: self.csv_text().encode()),
+            "model": self._button("Model checkpoint (.zip)", "model.zip", self.model_zip_bytes),
+            "png": self._button("Embedding view (.png)", "embedding.png", self.png_bytes),
+        }
+        self._png_note = pn.pane.Markdown(
+            f"*{PNG_UNAVAILABLE}*", visible=png_source is None, styles={"color": "#666"}, margin=(12, 10)
+        )
+        if png_source is None:  # a disabled button shows no tooltip in most browsers, hence the note too
+            self.downloads["png"].param.update(disabled=True, description=PNG_UNAVAILABLE)
+
+    # -- the files ---------------------------------------------------------------------------
+    def h5ad_bytes(self) -> bytes:
+        """The cells as .h5ad; with a model, its latents are written into them first."""
+        adata = self._adata()
+        if self.state.model is not None:
+            self.state.model.write(adata)
+            self.state.touch_obs()
+        with tempfile.TemporaryDirectory(prefix="hanami-export-") as folder:
+            path = Path(folder) / "cells.h5ad"
+            adata.write_h5ad(path)  # h5py wants a file; the bytes are read back for the download
+            return path.read_bytes()
+
+    def csv_text(self) -> str:
+        """One row per cell: every obsm['X_*'] embedding as key_0, key_1, ... then the categorical labels."""
+        adata = self._adata()
+        columns = {}
+        for key in sorted(k for k in adata.obsm if k.startswith(EMBEDDING_PREFIX)):
+            values = adata.obsm[key]
+            values = values.toarray() if sp.issparse(values) else np.asarray(values)
+            for i in range(values.shape[1]):
+                columns[f"{key}_{i}"] = values[:, i]
+        for name in adata.obs.columns:
+            if isinstance(adata.obs[name].dtype, pd.CategoricalDtype):
+                columns[name] = adata.obs[name].to_numpy()
+        if not columns:
+            raise InputError("The cells have no obsm['X_*'] embedding and no categorical obs column to export.")
+        return pd.DataFrame(columns, index=adata.obs_names.rename("cell")).to_csv()
+
+    def model_zip_bytes(self) -> bytes:
+        """The model's saved folder (config, genes, weights) as one zip."""
+        if self.state.model is None:
+            raise InputError("No model to export: build and train one in the model area first.")
+        buffer = io.BytesIO()
+        with tempfile.TemporaryDirectory(prefix="hanami-export-") as folder:
+            saved = self.state.model.save(Path(folder) / "model")
+            with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for file in sorted(saved.iterdir()):
+                    archive.write(file, arcname=file.name)
+        return buffer.getvalue()
+
+    def png_bytes(self) -> bytes:
+        if self.png_source is None:
+            raise InputError(PNG_UNAVAILABLE)
+        return self.png_source()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _adata(self):
+        if self.state.adata is None:
+            raise InputError("No cells loaded: load a file or the demo in the data area first.")
+        return self.state.adata
+
+    def _button(self, label: str, filename: str, make: Callable[[], bytes]) -> pn.widgets.FileDownload:
+        def callback():
+            try:
+                data = make()
+            except Exception as err:
+                reason = str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
+                self._show(f"Could not export {filename}: {reason}")
+                raise  # FileDownload has nothing to send; the server log keeps the trace
+            self._show("")
+            return io.BytesIO(data)
+
+        return pn.widgets.FileDownload(callback=callback, filename=filename, label=label)
+
+    def _show(self, text: str) -> None:
+        self.message = text
+        self._alert.param.update(object=text, visible=bool(text))
+
+    def __panel__(self):
+        return pn.Column(
+            "#### Export",
+            pn.Row(*self.downloads.values(), self._png_note),
+            self._alert,
+            sizing_mode="stretch_width",
+        )

@@ -1,0 +1,54 @@
+"""Driving the studio page from Playwright: shared by the browser tests and bench/click_latency.py."""
+import time
+
+from playwright.sync_api import Page, expect
+
+LOSS_POINTS = """() => {
+  let n = 0;
+  for (const doc of window.Bokeh.documents)
+    for (const model of doc.all_models)
+      if (model.name && model.name.startsWith('loss:')) n += model.data.step.length;
+  return n;
+}"""
+
+
+def open_studio(page: Page, url: str) -> None:
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(url)
+    expect(page.get_by_text("700 cells × 765 genes")).to_be_visible(timeout=60_000)
+
+
+def tab(page: Page, name: str) -> None:
+    page.get_by_text(name, exact=True).click()
+
+
+def build_and_start(page: Page, epochs: int = 5000) -> None:
+    """Switch the bulk_labels head on, build the model and press Start."""
+    tab(page, "2 · Model")
+    page.locator(".hanami-pheno-bulk_labels-on").click()
+    epochs_box = page.locator(".hanami-model-epochs input")
+    epochs_box.fill(str(epochs))
+    epochs_box.press("Enter")
+    page.locator(".hanami-build-model button").click()
+    expect(page.locator(".hanami-build-status")).to_contain_text("Model built", timeout=30_000)
+    tab(page, "3 · Train")
+    page.locator(".hanami-start button").click()
+
+
+def run_id(page: Page) -> str:
+    """The id of the run the page follows (the first bold word of its state line)."""
+    return page.locator(".hanami-run-state strong").first.inner_text()
+
+
+def loss_points(page: Page) -> int:
+    return page.evaluate(LOSS_POINTS)
+
+
+def wait_for_points(page: Page, more_than: int, timeout_s: float = 60) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        points = loss_points(page)
+        if points > more_than:
+            return points
+        page.wait_for_timeout(200)
+    raise AssertionError(f"the loss plot did not grow past {more_than} points in {timeout_s} s")

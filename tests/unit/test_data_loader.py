@@ -1,0 +1,166 @@
+"""DataLoader without a browser: every way in, every refusal, and the session kept on failure."""
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import panel as pn
+import pytest
+
+from app.components.data_loader import DataLoader
+from app.demo import DEMO_TITLE
+from app.settings import DATA_ROOT_VAR, MAX_UPLOAD_VAR, Settings
+from app.state import StudioState
+
+
+def counts(n_cells=40, n_genes=30, seed=0) -> ad.AnnData:
+    rng = np.random.default_rng(seed)
+    x = rng.poisson(2.0, size=(n_cells, n_genes)).astype(np.float32)
+    kinds = pd.Categorical(rng.choice(["a", "b"], n_cells))
+    obs = pd.DataFrame({"kind": kinds}, index=[f"c{i}" for i in range(n_cells)])
+    return ad.AnnData(x, obs=obs, var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]))
+
+
+def h5ad_bytes(adata: ad.AnnData, tmp_path) -> bytes:
+    path = tmp_path / "written.h5ad"
+    adata.write_h5ad(path)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def root(tmp_path):
+    folder = tmp_path / "root"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def loader(root):
+    """A loader on a session that shows the demo, as the studio starts."""
+    loader = DataLoader(StudioState(), Settings(data_root=root))
+    assert loader.load_demo() and not loader.error
+    return loader
+
+
+def assert_demo_kept(loader, demo):
+    assert loader.error and loader.message
+    assert loader.state.adata is demo and loader.state.dataset == DEMO_TITLE
+
+
+def test_upload_of_a_good_h5ad_replaces_the_cells(loader, tmp_path):
+    version = loader.state.obs_version
+    assert loader.load_bytes("mine.h5ad", h5ad_bytes(counts(), tmp_path))
+    assert not loader.error and "40 cells" in loader.message
+    assert loader.state.dataset == "mine.h5ad" and loader.state.adata.shape == (40, 30)
+    assert loader.state.obs_version == version + 1
+
+
+def test_corrupt_h5ad_is_reported_by_its_name_and_keeps_the_demo(loader, tmp_path):
+    demo = loader.state.adata
+    broken = h5ad_bytes(counts(), tmp_path)[:2000]
+    assert not loader.load_bytes("broken.h5ad", broken)
+    assert_demo_kept(loader, demo)
+    assert "broken.h5ad" in loader.message and "cannot read it as an .h5ad" in loader.message
+    assert "hanami-upload" not in loader.message  # the temporary path is not what the user knows
+
+
+def test_wrong_extension_is_refused_and_keeps_the_demo(loader):
+    demo = loader.state.adata
+    assert not loader.load_bytes("table.xlsx", b"PK\x03\x04 not really a workbook")
+    assert_demo_kept(loader, demo)
+    assert "table.xlsx" in loader.message and "unknown extension '.xlsx'" in loader.message
+
+
+def test_over_limit_upload_names_the_limit_and_the_setting(root):
+    loader = DataLoader(StudioState(), Settings(data_root=root, max_upload_mb=0.001))
+    loader.load_demo()
+    demo = loader.state.adata
+    assert not loader.load_bytes("big.h5ad", b"\0" * 5000)
+    assert_demo_kept(loader, demo)
+    assert "0.001 MB" in loader.message and MAX_UPLOAD_VAR in loader.message
+    assert loader._dropper.max_file_size == "1KB"
+
+
+def test_csv_features_by_cells_with_transpose(loader):
+    frame = pd.DataFrame([[1, 2, 3], [4, 5, 6]], index=["CD3E", "LYZ"], columns=["c1", "c2", "c3"])
+    text = frame.to_csv(index_label="gene").encode()
+    assert loader.load_bytes("genes_by_cells.csv", text, transpose=True)
+    adata = loader.state.adata
+    assert list(adata.obs_names) == ["c1", "c2", "c3"] and list(adata.var_names) == ["CD3E", "LYZ"]
+    np.testing.assert_array_equal(adata.X, frame.T.to_numpy())
+
+
+def test_upload_widget_hands_the_file_to_the_same_path_and_drops_its_copy(loader):
+    frame = pd.DataFrame([[1, 2], [3, 4], [5, 6]], index=["G1", "G2", "G3"], columns=["c1", "c2"])
+    loader._transpose.value = True
+    loader._dropper.value = {"g.csv": frame.to_csv()}  # text/* arrives decoded, as FileDropper gives it
+    assert not loader.error and loader.state.adata.shape == (2, 3)
+    assert loader._dropper.value == {}
+
+
+def test_server_file_inside_the_root_loads(loader, root):
+    (root / "sub").mkdir()
+    counts().write_h5ad(root / "sub" / "cells.h5ad")
+    assert loader.load_path("sub/cells.h5ad")
+    assert loader.state.dataset == "sub/cells.h5ad" and loader.state.adata.n_obs == 40
+    assert loader.load_path(root / "sub" / "cells.h5ad")
+
+
+@pytest.mark.parametrize("how", ["absolute", "dotdot", "symlink"])
+def test_server_file_outside_the_root_is_refused(loader, root, tmp_path, how):
+    outside = tmp_path / "secret.h5ad"
+    counts().write_h5ad(outside)
+    demo = loader.state.adata
+    path = {"absolute": outside, "dotdot": "sub/../../secret.h5ad", "symlink": "link.h5ad"}[how]
+    if how == "symlink":
+        (root / "link.h5ad").symlink_to(outside)
+    assert not loader.load_path(path)
+    assert_demo_kept(loader, demo)
+    assert "outside the data folder" in loader.message and DATA_ROOT_VAR in loader.message
+
+
+def test_preprocess_rna_loads_a_processed_copy(loader, tmp_path):
+    loader.load_bytes("counts.h5ad", h5ad_bytes(counts(), tmp_path))
+    raw = loader.state.adata
+    assert loader.preprocess("rna", n_top_genes=10)
+    done = loader.state.adata
+    assert done is not raw and loader.state.dataset == "counts.h5ad (preprocessed)"
+    assert done.var["highly_variable"].sum() == 10 and done.uns["hanami_preprocess"]["kind"] == "rna"
+    assert "hanami_preprocess" not in raw.uns
+
+
+def test_preprocess_failure_keeps_the_cells(loader):
+    demo = loader.state.adata  # pbmc68k_reduced holds scaled values, negative ones included
+    assert not loader.preprocess("rna")
+    assert_demo_kept(loader, demo)
+    assert loader.message.startswith("Preprocessing (rna) failed: ") and "negative count" in loader.message
+    assert loader.message.endswith(f"{DEMO_TITLE} is still loaded, unchanged.")
+
+
+def test_preprocess_cytometry_and_none(loader, tmp_path):
+    loader.load_bytes("panel.h5ad", h5ad_bytes(counts(seed=1), tmp_path))
+    before = loader.state.adata
+    assert loader.preprocess("none") and loader.state.adata is before
+    assert loader.preprocess("cytometry", cofactor=150)
+    assert loader.state.adata.uns["hanami_preprocess"]["cofactor"] == 150
+
+
+def test_summary_follows_the_session(loader, tmp_path):
+    loader.load_bytes("mine.h5ad", h5ad_bytes(counts(), tmp_path))
+    assert loader._summary.adata is loader.state.adata and loader._summary.title == "mine.h5ad"
+    assert loader._summary.summary.n_cells == 40
+
+
+def test_settings_from_env(tmp_path, monkeypatch):
+    assert Settings.from_env({DATA_ROOT_VAR: str(tmp_path), MAX_UPLOAD_VAR: "20"}) == Settings(tmp_path.resolve(), 20.0)
+    monkeypatch.chdir(tmp_path)
+    assert Settings.from_env({}).data_root == Path.home().resolve()
+    (tmp_path / "data").mkdir()
+    assert Settings.from_env({}) == Settings((tmp_path / "data").resolve(), 500.0)
+    for bad in ({MAX_UPLOAD_VAR: "lots"}, {MAX_UPLOAD_VAR: "-1"}, {DATA_ROOT_VAR: str(tmp_path / "absent")}):
+        with pytest.raises(ValueError, match="HANAMI_"):
+            Settings.from_env(bad)
+
+
+def test_the_page_renders(loader):
+    assert pn.panel(loader).get_root() is not None

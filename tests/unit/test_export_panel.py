@@ -1,0 +1,101 @@
+"""ExportPanel without a browser: each file it makes reads back, and failures show in the page."""
+import io
+import json
+import zipfile
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import panel as pn
+import pytest
+
+import engine
+from app.components.export_panel import ExportPanel
+from app.state import StudioState
+from engine.data.errors import InputError
+
+PNG = b"\x89PNG\r\n\x1a\n fake image"
+
+
+def cells(n=60, genes=20, seed=0) -> ad.AnnData:
+    rng = np.random.default_rng(seed)
+    obs = pd.DataFrame(
+        {"cell_type": pd.Categorical(rng.choice(["T", "B"], n)), "score": rng.normal(size=n)},
+        index=[f"c{i}" for i in range(n)],
+    )
+    adata = ad.AnnData(rng.normal(size=(n, genes)).astype(np.float32), obs=obs)
+    adata.var_names = [f"G{i}" for i in range(genes)]
+    adata.obsm["X_umap"] = rng.normal(size=(n, 2))
+    adata.obsm["spatial"] = rng.normal(size=(n, 2))  # not an embedding: no X_ prefix
+    return adata
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A session holding cells and a GuidedModel trained for one epoch on them."""
+    state = StudioState()
+    state.load(cells(), "small")
+    state.model = engine.GuidedModel(
+        state.adata, phenotypes={"cell_type": {}}, device="cpu",
+        pre_encoder_dims=[16], encoder_dims=[8], decoder_dims=[16], main_latent_dim=3,
+    )
+    state.model.train(max_epochs=1, progress=False)
+    return state
+
+
+def test_h5ad_holds_the_model_latents(trained):
+    version = trained.obs_version
+    data = ExportPanel(trained).h5ad_bytes()
+    back = ad.read_h5ad(io.BytesIO(data))
+    assert back.shape == (60, 20) and back.obsm["X_guided_main"].shape == (60, 3)
+    np.testing.assert_allclose(back.obsm["X_guided_main"], trained.model.latent("main"), atol=1e-6)
+    assert "X_guided_main" in trained.adata.obsm and trained.obs_version == version + 1
+
+
+def test_csv_has_flattened_embeddings_and_categorical_labels():
+    state = StudioState()
+    state.load(cells(), "small")
+    frame = pd.read_csv(io.StringIO(ExportPanel(state).csv_text()), index_col="cell")
+    assert list(frame.columns) == ["X_umap_0", "X_umap_1", "cell_type"]
+    assert list(frame.index) == list(state.adata.obs_names)
+    np.testing.assert_allclose(frame[["X_umap_0", "X_umap_1"]], state.adata.obsm["X_umap"])
+
+
+def test_model_zip_holds_the_saved_model(trained, tmp_path):
+    with zipfile.ZipFile(io.BytesIO(ExportPanel(trained).model_zip_bytes())) as archive:
+        assert set(archive.namelist()) == {"config.json", "model.pt", "genes.json"}
+        assert json.loads(archive.read("genes.json"))["genes"] == list(trained.adata.var_names)
+        archive.extractall(tmp_path / "m")
+    again = engine.GuidedModel.load(tmp_path / "m", trained.adata, device="cpu")
+    np.testing.assert_allclose(again.latent("main"), trained.model.latent("main"), atol=1e-6)
+
+
+def test_png_button_is_disabled_without_a_source_and_serves_one_given():
+    state = StudioState()
+    without = ExportPanel(state)
+    assert without.downloads["png"].disabled and "embedding explorer" in without.downloads["png"].description
+    with pytest.raises(InputError):
+        without.png_bytes()
+    given = ExportPanel(state, png_source=lambda: PNG)
+    assert not given.downloads["png"].disabled and given.png_bytes() == PNG
+    assert given.downloads["png"].callback().read() == PNG
+
+
+def test_a_failed_download_is_shown_and_changes_nothing():
+    state = StudioState()
+    state.load(cells(), "small")
+    export = ExportPanel(state)
+    with pytest.raises(InputError):
+        export.downloads["model"].callback()
+    assert export.message.startswith("Could not export model.zip: No model to export")
+    assert state.adata is not None and state.dataset == "small"
+    export.downloads["csv"].callback()
+    assert export.message == ""
+
+
+def test_nothing_loaded_is_explained():
+    export = ExportPanel(StudioState())
+    for make in (export.h5ad_bytes, export.csv_text):
+        with pytest.raises(InputError, match="No cells loaded"):
+            make()
+    assert pn.panel(export).get_root() is not None
