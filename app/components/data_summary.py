@@ -18,90 +18,97 @@ TABLE_PAGE = 12
 
 
 class DataSummary(pn.viewable.Viewer):
-    """Headline, obs column table, category counts and QC histograms of one AnnData."""
+    """Headline, obs column table, category counts and QC histograms of one AnnData.
+
+    The panes are built once and updated in place when `adata` changes: panes re-created by
+    `param.depends` methods stopped reaching the browser once the summary sat inside tabs.
+    """
 
     adata = param.ClassSelector(class_=AnnData, allow_None=True, doc="The cells to summarise.")
     title = param.String(default="", doc="Where the cells came from, shown above the headline.")
     summary = param.Parameter(default=None, constant=True, doc="engine summary of adata.")
 
-    @param.depends("adata", watch=True, on_init=True)
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._headline = pn.pane.Markdown(css_classes=["hanami-headline"], sizing_mode="stretch_width")
+        self._table = pn.widgets.Tabulator(
+            pd.DataFrame(columns=["column", "kind", "categories", "missing"]),
+            disabled=True,
+            show_index=False,
+            layout="fit_data_stretch",
+            pagination="local",
+            page_size=TABLE_PAGE,
+            sizing_mode="stretch_width",
+        )
+        self._counted: dict = {}
+        self._count_choice = pn.widgets.Select(label="obs column", width=220)
+        self._count_plot = pn.pane.HoloViews(sizing_mode="stretch_width")
+        self._count_note = pn.pane.Markdown("")
+        self._count_choice.param.watch(lambda _: self._show_counts(), "value")
+        self._qc = pn.pane.HoloViews(sizing_mode="stretch_width")
+        self.param.watch(lambda _: self._show_headline(), "title")
+        self._summarize()
+
+    @param.depends("adata", watch=True)
     def _summarize(self):
         with param.edit_constant(self):
             self.summary = None if self.adata is None else summarize(self.adata)
-
-    @param.depends("summary", "title")
-    def _headline(self):
         s = self.summary
-        if s is None:
-            return pn.pane.Markdown("No cells loaded.")
-        storage = f"{'sparse' if s.sparse else 'dense'} {s.dtype}"
-        return pn.pane.Markdown(
-            f"## {self.title}\n\n**{s.n_cells:,} cells × {s.n_genes:,} genes** · "
-            f"X is {storage} · {len(s.columns)} obs columns",
-            css_classes=["hanami-headline"],
-            sizing_mode="stretch_width",
-        )
-
-    @param.depends("summary")
-    def _columns_table(self):
-        s = self.summary
-        if s is None:
-            return None
-        frame = pd.DataFrame(
+        self._show_headline()
+        self._table.value = pd.DataFrame(
             {
                 "column": [c.name for c in s.columns],
                 "kind": [c.kind for c in s.columns],
                 "categories": ["" if c.n_categories is None else f"{c.n_categories:,}" for c in s.columns],
                 "missing": [c.n_missing for c in s.columns],
             }
+            if s is not None
+            else {"column": [], "kind": [], "categories": [], "missing": []}
         )
-        return pn.widgets.Tabulator(
-            frame,
-            disabled=True,
-            show_index=False,
-            layout="fit_data_stretch",
-            pagination="local" if len(frame) > TABLE_PAGE else None,
-            page_size=TABLE_PAGE,
-            sizing_mode="stretch_width",
-        )
+        self._counted = {c.name: c for c in s.columns if c.kind in ("categorical", "boolean")} if s else {}
+        self._count_choice.options = list(self._counted)
+        self._count_choice.visible = bool(self._counted)
+        self._show_counts()
+        self._qc.object = None if s is None else (
+            _histogram(s.cell_totals, "sum of X per cell") + _histogram(s.cell_features, "non-zero genes per cell")
+        ).opts(shared_axes=False)
 
-    @param.depends("summary")
-    def _category_counts(self):
-        s = self.summary
-        counted = {c.name: c for c in s.columns if c.kind in ("categorical", "boolean")} if s else {}
-        if not counted:
-            return pn.pane.Markdown("No categorical obs columns.")
-        choice = pn.widgets.Select(label="obs column", options=list(counted), width=220)
-        return pn.Column(choice, pn.bind(lambda name: _bars(counted[name]), choice))
-
-    @param.depends("summary")
-    def _qc(self):
+    def _show_headline(self) -> None:
         s = self.summary
         if s is None:
-            return None
-        plots = _histogram(s.cell_totals, "sum of X per cell") + _histogram(
-            s.cell_features, "non-zero genes per cell"
+            self._headline.object = "No cells loaded."
+            return
+        storage = f"{'sparse' if s.sparse else 'dense'} {s.dtype}"
+        self._headline.object = (
+            f"## {self.title}\n\n**{s.n_cells:,} cells × {s.n_genes:,} genes** · "
+            f"X is {storage} · {len(s.columns)} obs columns"
         )
-        return pn.pane.HoloViews(plots.opts(shared_axes=False), sizing_mode="stretch_width")
+
+    def _show_counts(self) -> None:
+        column = self._counted.get(self._count_choice.value)
+        if column is None:
+            self._count_plot.object, self._count_note.object = None, "No categorical obs columns."
+            return
+        self._count_plot.object, self._count_note.object = _bars(column)
 
     def __panel__(self):
-        def card(title, body):
-            return pn.Card(body, title=title, collapsible=False, sizing_mode="stretch_width")
+        def card(title, *body):
+            return pn.Card(*body, title=title, collapsible=False, sizing_mode="stretch_width")
 
         return pn.Column(
             self._headline,
             pn.Row(
-                card("Cell annotations (obs)", pn.panel(self._columns_table)),
-                card("Category counts", pn.panel(self._category_counts)),
+                card("Cell annotations (obs)", self._table),
+                card("Category counts", self._count_choice, self._count_plot, self._count_note),
                 sizing_mode="stretch_width",
             ),
-            card("Per-cell QC", pn.panel(self._qc)),
+            card("Per-cell QC", self._qc),
             sizing_mode="stretch_width",
         )
 
 
-def _bars(column) -> pn.Column:
-    """Most frequent categories at the top, with how many were left out and how many are missing."""
+def _bars(column) -> tuple[hv.Bars, str]:
+    """Most frequent categories at the top, and a note of how many were left out or are missing."""
     labels, counts = zip(*column.top_categories) if column.top_categories else ((), ())
     bars = hv.Bars((list(labels)[::-1], list(counts)[::-1]), kdims=["category"], vdims=["cells"]).opts(
         invert_axes=True,
@@ -117,10 +124,7 @@ def _bars(column) -> pn.Column:
         notes.append(f"top {len(labels)} of {column.n_categories:,} categories")
     if column.n_missing:
         notes.append(f"{column.n_missing:,} cells missing")
-    view = pn.Column(pn.pane.HoloViews(bars, sizing_mode="stretch_width"), sizing_mode="stretch_width")
-    if notes:
-        view.append(pn.pane.Markdown(" · ".join(notes)))
-    return view
+    return bars, " · ".join(notes)
 
 
 def _histogram(values: np.ndarray, label: str) -> hv.Histogram:

@@ -26,6 +26,6 @@ def test_page_shows_demo_summary(page: Page, studio_url):
     logo = page.locator("img.app-logo")
     expect(logo).to_be_visible()
     assert logo.evaluate("img => img.naturalWidth") > 0
-    # bars and both QC histograms are drawn on canvases once bokeh has rendered them
-    expect(page.locator(".bk-Canvas")).to_have_count(3, timeout=30_000)
+    # bars and both QC histograms are drawn on the data tab's canvases once bokeh has rendered them
+    expect(page.locator(".bk-Canvas >> visible=true")).to_have_count(3, timeout=30_000)
     page.screenshot(path=SCREENSHOT, full_page=True)

@@ -1,0 +1,46 @@
+"""Uploads through the page's file dropper: bad files are explained in the page and the cells
+loaded before stay; a good file replaces them and the summary follows."""
+import re
+
+import anndata as ad
+import numpy as np
+import pytest
+from playwright.sync_api import Page, expect
+from studio_driver import open_studio
+
+pytestmark = pytest.mark.ui
+
+
+def upload(page: Page, name: str, data: bytes) -> None:
+    page.locator("input[type=file]").first.set_input_files(
+        files=[{"name": name, "mimeType": "application/octet-stream", "buffer": data}]
+    )
+
+
+def small_h5ad(folder) -> bytes:
+    cells = ad.AnnData(np.ones((50, 4), dtype=np.float32))
+    cells.var_names = ["A", "B", "C", "D"]
+    cells.write_h5ad(folder / "fifty.h5ad")
+    return (folder / "fifty.h5ad").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "name, data, words",
+    [
+        ("broken.h5ad", b"not an hdf5 file at all" * 10, r"broken\.h5ad: cannot read"),
+        ("table.xlsx", b"PK\x03\x04 spreadsheet", r"table\.xlsx.*\.h5ad"),
+        ("huge.h5ad", b"\0" * 1_500_000, r"too large|HANAMI_MAX_UPLOAD_MB"),
+    ],
+    ids=["corrupt", "wrong-extension", "over-limit"],
+)
+def test_bad_upload_is_explained_and_data_kept(page: Page, studio_url, name, data, words):
+    open_studio(page, studio_url)
+    upload(page, name, data)
+    expect(page.get_by_text(re.compile(words)).first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("700 cells × 765 genes")).to_be_visible()
+
+
+def test_good_upload_replaces_the_cells(page: Page, studio_url, tmp_path):
+    open_studio(page, studio_url)
+    upload(page, "fifty.h5ad", small_h5ad(tmp_path))
+    expect(page.get_by_text("50 cells × 4 genes")).to_be_visible(timeout=30_000)
