@@ -27,7 +27,7 @@ RESULT_STATES = {"finished", "stopped", "early_stopped"}
 class Studio(pn.viewable.Viewer):
     """Hanami for one user: starts on the built-in demo when no AnnData is given.
 
-    In Jupyter call ``pn.extension("tabulator")`` first, then display ``Studio(adata)``.
+    In Jupyter call ``pn.extension("tabulator", "filedropper")`` first, then display ``Studio(adata)``.
     """
 
     def __init__(self, adata: AnnData | None = None, title: str | None = None, settings: Settings | None = None, **params):
