@@ -7,7 +7,6 @@ state. The training runs in the server's worker thread throughout. Target: under
     .venv/bin/python bench/click_latency.py [--clicks 20]
 """
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from playwright.sync_api import expect, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "ui"))
+from results_file import save  # noqa: E402
 from serving import panel_served  # noqa: E402
 from studio_driver import build_and_start, open_studio, wait_for_points  # noqa: E402
 
@@ -48,10 +48,7 @@ def main() -> None:
     ms = sorted(1000 * s for s in latencies)
     result = {"clicks": len(ms), "median_ms": round(statistics.median(ms)), "max_ms": round(ms[-1]),
               "p90_ms": round(ms[int(0.9 * (len(ms) - 1))])}
-    print(json.dumps(result, indent=2))
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "click_latency.json").write_text(json.dumps(result, indent=2))
+    save("click_latency", result)
 
 
 if __name__ == "__main__":

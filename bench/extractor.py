@@ -7,11 +7,10 @@ and is not counted.
     .venv/bin/python bench/extractor.py [--cells 100000] [--genes 2000] [--epochs 3] [--threads 2]
 """
 import argparse
-import json
 import time
-from pathlib import Path
 
 import torch
+from results_file import save
 from workload import make_adata, make_model
 
 
@@ -36,10 +35,7 @@ def main() -> None:
         "threads": args.threads, "seconds": round(seconds, 2), "cells_per_s": round(cells_per_s),
         "final_total": float(run.history()["total"].iloc[-1]),
     }
-    print(json.dumps(result, indent=2))
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "extractor.json").write_text(json.dumps(result, indent=2))
+    save("extractor", result)
 
 
 if __name__ == "__main__":

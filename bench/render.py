@@ -26,7 +26,6 @@ from pathlib import Path
 
 import colorcet as cc
 import datashader as ds
-import datashader.transfer_functions as tf
 import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh backend for get_plot)
 import numpy as np
@@ -34,9 +33,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.embedding.coloring import Coloring  # noqa: E402
-from app.embedding.shade import (  # noqa: E402
-    CMAP, LABEL, MIN_ALPHA, SPREAD, VALUE, axes, points_element, points_frame, shaded,
-)
+from app.embedding.shade import axes, points_element, points_frame, shaded, shaded_image  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_LABELS = 20
@@ -69,14 +66,7 @@ def holoviews_render(points: hv.Points, coloring: Coloring):
 
 
 def datashader_render(frame: pd.DataFrame, coloring: Coloring, x_range, y_range):
-    canvas = ds.Canvas(plot_width=WIDTH, plot_height=HEIGHT, x_range=x_range, y_range=y_range)
-    if coloring.categorical:
-        aggregate = canvas.points(frame, "x", "y", agg=ds.count_cat(LABEL))
-        image = tf.shade(aggregate, color_key=coloring.colors, how="eq_hist", min_alpha=MIN_ALPHA)
-    else:
-        aggregate = canvas.points(frame, "x", "y", agg=ds.mean(VALUE))
-        image = tf.shade(aggregate, cmap=CMAP, how="linear")
-    return tf.dynspread(image, **SPREAD)
+    return shaded_image(frame, coloring, x_range, y_range, WIDTH, HEIGHT)
 
 
 def timed(render, repeats: int) -> tuple[float, float, list[float]]:

@@ -129,6 +129,19 @@ def _remove(data: dict, path: list) -> bool:
     return True
 
 
+def _row_widgets(name: str, css: str, widths: dict[str, int], on_change):
+    """A maker of one row's widgets: labelled '<name>: <field>' for screen readers (the label is
+    hidden, a header row names the columns), css class '<css>-<field>' for tests."""
+
+    def widget(cls, field, **kw):
+        made = cls(label=f"{name}: {field}", width=widths[field], margin=ROW_MARGIN, css_classes=[f"{css}-{field}"],
+                   stylesheets=NO_LABEL, **kw)
+        made.param.watch(on_change, "value")
+        return made
+
+    return widget
+
+
 class _PhenotypeRow:
     """The head settings of one obs column; `spec()` is its PhenotypeSpec as a dict."""
 
@@ -141,12 +154,7 @@ class _PhenotypeRow:
         self.example = values.dropna().iloc[0]
         described = f"numbers, {values.min():.3g} to {values.max():.3g}" if numeric else f"{n_values:,} categories"
         css, w = f"hanami-pheno-{_css(column)}", self.WIDTHS
-
-        def widget(cls, field, **kw):
-            made = cls(label=f"{column}: {field}", width=w[field], margin=ROW_MARGIN, css_classes=[f"{css}-{field}"],
-                       stylesheets=NO_LABEL, **kw)
-            made.param.watch(on_change, "value")
-            return made
+        widget = _row_widgets(column, css, w, on_change)
 
         self.on = widget(pn.widgets.Switch, "on", value=False)
         self.kind = widget(pn.widgets.Select, "kind", options=["categorical", "continuous"],
@@ -249,12 +257,7 @@ class _SignatureRow:
     def __init__(self, label: str, genes: list[str], source: str, on_change):
         self.label, self.genes, self.source, self.match = label, genes, source, None
         css, w = f"hanami-sig-{_css(label)}", self.WIDTHS
-
-        def widget(cls, field, **kw):
-            made = cls(label=f"{label}: {field}", width=w[field], margin=ROW_MARGIN, css_classes=[f"{css}-{field}"],
-                       stylesheets=NO_LABEL, **kw)
-            made.param.watch(on_change, "value")
-            return made
+        widget = _row_widgets(label, css, w, on_change)
 
         self.on = widget(pn.widgets.Switch, "on", value=False)
         self.exclude = widget(pn.widgets.Checkbox, "exclude", value=False)

@@ -71,8 +71,8 @@ def _float32(image: hv.Image) -> hv.Image:
     return image.clone(image.data.astype(np.float32))
 
 
-def png(frame: pd.DataFrame, coloring: Coloring, x_range, y_range, width: int = 800, height: int = 600) -> bytes:
-    """The same picture drawn by datashader's transfer functions alone, on white, as PNG bytes."""
+def shaded_image(frame: pd.DataFrame, coloring: Coloring, x_range, y_range, width: int, height: int):
+    """The view drawn by datashader's transfer functions alone (aggregate, shade, spread)."""
     canvas = ds.Canvas(plot_width=width, plot_height=height, x_range=x_range, y_range=y_range)
     if coloring.categorical:
         aggregate = canvas.points(frame, "x", "y", agg=ds.count_cat(LABEL))
@@ -80,7 +80,12 @@ def png(frame: pd.DataFrame, coloring: Coloring, x_range, y_range, width: int = 
     else:
         aggregate = canvas.points(frame, "x", "y", agg=ds.mean(VALUE))
         image = tf.shade(aggregate, cmap=CMAP, how="linear")
-    image = tf.set_background(tf.dynspread(image, **SPREAD), "white")
+    return tf.dynspread(image, **SPREAD)
+
+
+def png(frame: pd.DataFrame, coloring: Coloring, x_range, y_range, width: int = 800, height: int = 600) -> bytes:
+    """The same picture drawn by datashader's transfer functions alone, on white, as PNG bytes."""
+    image = tf.set_background(shaded_image(frame, coloring, x_range, y_range, width, height), "white")
     buffer = io.BytesIO()
     image.to_pil().save(buffer, format="PNG")
     return buffer.getvalue()

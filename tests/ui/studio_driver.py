@@ -52,3 +52,13 @@ def wait_for_points(page: Page, more_than: int, timeout_s: float = 60) -> int:
             return points
         page.wait_for_timeout(200)
     raise AssertionError(f"the loss plot did not grow past {more_than} points in {timeout_s} s")
+
+
+def drag_box(page: Page, canvas, start=(0.15, 0.1), end=(0.6, 0.85)) -> None:
+    """Draw a box with Bokeh's box-select tool, corners given as fractions of the canvas."""
+    page.locator(".bk-tool-icon-box-select >> visible=true").first.click()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1])
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * end[0], box["y"] + box["height"] * end[1], steps=10)
+    page.mouse.up()

@@ -4,6 +4,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 from serving import panel_served
+from studio_driver import drag_box
 
 pytestmark = pytest.mark.ui
 
@@ -40,12 +41,7 @@ def test_draw_select_and_label(page: Page, explorer_url):
     canvas = page.locator(".bk-Canvas").first
     expect(canvas).to_be_visible(timeout=30_000)
 
-    page.locator(".bk-tool-icon-box-select").first.click()
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.15, box["y"] + box["height"] * 0.1)  # inside the axes
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.85, steps=10)
-    page.mouse.up()
+    drag_box(page, canvas)
     expect(page.get_by_text(re.compile(r"A: [\d,]+ cells"))).to_be_visible(timeout=15_000)
 
     page.get_by_placeholder("e.g. activated T cells").fill("left half")

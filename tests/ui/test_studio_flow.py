@@ -10,7 +10,7 @@ import re
 import anndata as ad
 import pytest
 from playwright.sync_api import Page, expect
-from studio_driver import build_and_start, loss_points, open_studio, run_id, tab, wait_for_points
+from studio_driver import build_and_start, drag_box, loss_points, open_studio, run_id, tab, wait_for_points
 
 pytestmark = pytest.mark.ui
 
@@ -44,12 +44,7 @@ def test_load_build_train_explore_label_export(page: Page, studio_url, tmp_path)
     expect(page.get_by_role("gridcell", name="Dendritic", exact=True)).to_be_visible()
     canvas = page.locator(".bk-Canvas >> visible=true").first
     expect(canvas).to_be_visible(timeout=30_000)
-    page.locator(".bk-tool-icon-box-select >> visible=true").first.click()
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.9, steps=10)
-    page.mouse.up()
+    drag_box(page, canvas, start=(0.1, 0.1), end=(0.7, 0.9))
     expect(page.get_by_text(re.compile(r"A: [\d,]+ cells"))).to_be_visible(timeout=15_000)
     page.get_by_placeholder("e.g. activated T cells").fill("my gate")
     page.get_by_role("button", name="Add label").click()

@@ -4,8 +4,9 @@ import math
 import threading
 
 import pytest
+from event_reader import follow
 
-from engine.training.events import TERMINAL_KINDS, EventLog
+from engine.training.events import EventLog
 from engine.training.jsonl import JsonlFollower, write_jsonl
 
 
@@ -41,19 +42,7 @@ def test_step_frame_has_one_column_per_term():
 
 def test_concurrent_reader_sees_every_seq_exactly_once():
     log = EventLog(recent_steps=1_000_000)
-    seen: list[int] = []
-
-    def read():
-        cursor = 0
-        while True:
-            log.wait(cursor, timeout=1.0)
-            new, cursor = log.events_since(cursor)
-            seen.extend(e.seq for e in new)
-            if any(e.kind in TERMINAL_KINDS for e in new):
-                return
-
-    reader = threading.Thread(target=read)
-    reader.start()
+    reader, seen = follow(log)
     writers = [
         threading.Thread(target=lambda: [log.append("step", step=i) for i in range(3000)]) for _ in range(3)
     ]

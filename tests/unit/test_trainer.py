@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 import torch
+from event_reader import follow
 from toy_controller import ToyController, toy_cells
 
 from engine import EventLog, Trainer
 from engine.training import Phase, Story
-from engine.training.events import TERMINAL_KINDS
 
 TERMS = ["total", "recon", "value", "raw/recon", "raw/value"]
 
@@ -136,19 +136,7 @@ def test_controller_exception_is_recorded_and_raised():
 def test_reader_thread_sees_every_event_exactly_once_during_training():
     cells, controller = _toy()
     log = EventLog()
-    seen = []
-
-    def read():
-        cursor = 0
-        while True:
-            log.wait(cursor, timeout=1.0)
-            new, cursor = log.events_since(cursor)
-            seen.extend(e.seq for e in new)
-            if any(e.kind in TERMINAL_KINDS for e in new):
-                return
-
-    reader = threading.Thread(target=read)
-    reader.start()
+    reader, seen = follow(log)
     Trainer(
         controller, cells, max_epochs=6, batch_size=8, log_every=3, events=log, progress=False,
         validation_fraction=0.25,
