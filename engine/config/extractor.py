@@ -167,6 +167,11 @@ class ExtractorConfig(BaseModel):
                 target = spec.kind if group == "phenotypes" else "signature"
                 self._check_losses(f"{group}.{name}", spec.losses, target)
                 self._check_regularizers(f"{group}.{name}", spec.regularizers, categorical)
+                if spec.regularizers and not spec.owns_latent:
+                    raise ValueError(
+                        f"{group}.{name}.regularizers: the head reads {spec.attach!r}'s latent, so it has none of "
+                        "its own to regularise; put the regulariser on that latent instead"
+                    )
         self._check_regularizers("main_regularizers", self.main_regularizers, categorical)
         return self
 
