@@ -214,6 +214,7 @@ class GuidedModel:
             lr_schedule=t.lr_schedule,
             seed=t.seed,
             log_every=t.log_every,
+            tick_batches=t.tick_batches,
             bf16=t.bf16,
             **runtime,
         )

@@ -22,5 +22,6 @@ class TrainingConfig(BaseModel):
     lr_schedule: Literal["cosine", "step"] | None = None
     seed: int = 0
     log_every: int = Field(10, ge=1)
+    tick_batches: int | None = Field(None, ge=1, description="an epoch is this many batches (a tick), not a full pass")
     bf16: StrictBool = False
     story: Story | None = None

@@ -207,8 +207,12 @@ class CellBatches:
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        first_batch: int = 0,
     ) -> Iterator[dict]:
         """Yield the batches of one epoch; every chosen cell exactly once.
+
+        `first_batch` starts the epoch later without gathering the batches skipped (a resumed
+        run, or a tick that begins mid-pass).
 
         With `world_size > 1` each global batch of `batch_size` cells is split between ranks
         (rank r takes positions r, r + world_size, ...), so the ranks together see exactly the
@@ -218,7 +222,7 @@ class CellBatches:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         order = self.epoch_order(cells, shuffle=shuffle, seed=seed, epoch=epoch)
         stop = order.shape[0] - (order.shape[0] % batch_size if drop_last else 0)
-        for start in range(0, stop, batch_size):
+        for start in range(first_batch * batch_size, stop, batch_size):
             global_batch = order[start : start + batch_size]
             yield self.take(global_batch[rank::world_size])
 

@@ -1,8 +1,9 @@
 """The training loop every model family shares.
 
 A run walks the story's epochs; each epoch visits the training cells in batches (order fixed by
-(seed, epoch)) and runs the phase's tasks on every batch, one optimiser step per task
-("interleaved") or one step on the sum of the tasks' totals ("summed"). Loss values stay on the
+(seed, epoch)), or with `tick_batches` the next that many batches of a continuing stream of passes
+(a "tick", for cells too many to wait for a pass). Each batch runs the phase's tasks, one optimiser
+step per task ("interleaved") or one step on the sum of the tasks' totals ("summed"). Loss values stay on the
 device and are read back once per `log_every` steps (see `LossWindow`), when they become "step"
 events. At the end of an epoch come validation, early stopping, and checkpoints.
 
@@ -95,9 +96,10 @@ class Trainer:
         distributed: DistributedContext | None = None,
         train_cells=None,
         jsonl: str | Path | None = None,
+        tick_batches: int | None = None,
     ):
-        if batch_size < 1 or log_every < 1 or max_epochs < 1 or lr_step_epochs < 1:
-            raise ValueError("batch_size, log_every, max_epochs and lr_step_epochs must be at least 1")
+        if batch_size < 1 or log_every < 1 or max_epochs < 1 or lr_step_epochs < 1 or (tick_batches or 1) < 1:
+            raise ValueError("batch_size, log_every, max_epochs, lr_step_epochs and tick_batches must be at least 1")
         if checkpoint_every is not None and (checkpoint_every < 1 or checkpoint_dir is None):
             raise ValueError("checkpoint_every needs a checkpoint_dir and must be at least 1")
         if early_stopping_patience is not None and validation_fraction <= 0:
@@ -143,6 +145,10 @@ class Trainer:
             raise ValueError(f"batch_size {batch_size} is smaller than the {self._world} ranks")
         # A rank whose shard of the last global batch is empty could not take that step.
         self._drop_last = 0 < n_train % batch_size < self._world
+        self._batches_per_pass = batches.n_batches(batch_size, self._train_index, drop_last=self._drop_last)
+        # With ticks, an epoch of the story is `tick_batches` batches of a continuing stream of
+        # passes over the cells: progress, validation and checkpoints need not wait for a pass.
+        self.tick_batches = tick_batches
 
         self._position = _Position()
         self._state = "idle"
@@ -187,8 +193,23 @@ class Trainer:
         return order[n_val:].sort().values, order[:n_val].sort().values
 
     def _steps_per_epoch(self, phase: Phase) -> int:
-        n_batches = self.batches.n_batches(self.batch_size, self._train_index, drop_last=self._drop_last)
+        n_batches = self.tick_batches or self._batches_per_pass
         return n_batches * (1 if phase.mode == "summed" else len(phase.tasks))
+
+    def _epoch_batches(self, epoch: int, skip: int):
+        """The batches of one story epoch after its first `skip`: a pass over the training cells,
+        or with ticks the epoch's slice of a stream of passes (each pass ordered by (seed, pass))."""
+        options = dict(shuffle=True, seed=self.seed, drop_last=self._drop_last, rank=self._rank, world_size=self._world)
+        if self.tick_batches is None:
+            yield from self.batches.batches(self.batch_size, self._train_index, epoch=epoch, first_batch=skip, **options)
+            return
+        start, end = epoch * self.tick_batches + skip, (epoch + 1) * self.tick_batches
+        while start < end:
+            data_pass, offset = divmod(start, self._batches_per_pass)
+            count = min(self._batches_per_pass - offset, end - start)
+            passes = self.batches.batches(self.batch_size, self._train_index, epoch=data_pass, first_batch=offset, **options)
+            yield from islice(passes, count)
+            start += count
 
     @property
     def total_steps(self) -> int:
@@ -286,12 +307,8 @@ class Trainer:
 
     def _train_epoch(self, phase: Phase) -> str | None:
         position, control, window = self._position, self.control, self._window
-        batches = self.batches.batches(
-            self.batch_size, self._train_index, shuffle=True, seed=self.seed, epoch=position.epoch,
-            drop_last=self._drop_last, rank=self._rank, world_size=self._world,
-        )
-        if position.batch:  # resuming inside an epoch: the order depends only on (seed, epoch)
-            batches = islice(batches, position.batch, None)
+        # Resuming inside an epoch skips what was done: the order depends only on (seed, epoch).
+        batches = self._epoch_batches(position.epoch, position.batch)
         summed = phase.mode == "summed"
         tasks = phase.tasks
         check_every_step = self.distributed is None  # under DDP ranks agree at read-backs

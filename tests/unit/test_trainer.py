@@ -252,3 +252,15 @@ def test_bad_settings_are_refused():
         Trainer(controller, cells, lr_schedule="linear")
     with pytest.raises(ValueError, match="checkpoint_dir"):
         Trainer(controller, cells, checkpoint_every=1)
+
+
+def test_ticks_cut_a_stream_of_passes_into_epochs():
+    """5 batches per pass, ticks of 3: four epochs are passes 0, 0, 0 | 0, 0, 1 | 1, 1, 1 | 1, 2, 2."""
+    cells, controller = _toy(n_cells=80)
+    visited = []
+    train = controller.train
+    controller.train = lambda batch, **task: visited.append(batch["index"].clone()) or train(batch, **task)
+    run = Trainer(controller, cells, max_epochs=4, batch_size=16, tick_batches=3, progress=False).run()
+    assert run.steps == 12 and run.epochs == 4
+    stream = [b["index"] for p in range(3) for b in cells.batches(16, seed=0, epoch=p)]
+    assert all(torch.equal(seen, expected) for seen, expected in zip(visited, stream[:12]))
