@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from anndata import AnnData
 
-from engine.config.extractor import ExtractorConfig
+from engine.config.extractor import ExtractorConfig, HeadSpec
 from engine.config.files import load_config, validate_config
 from engine.controllers.extractor import ExtractorController
 from engine.data.batches import CellBatches
@@ -147,22 +147,11 @@ class GuidedModel:
         if not input_genes:
             raise InputError("every gene is excluded from the input by signatures; keep some genes as input")
         phenotypes = {
-            n: {
-                "out_dim": len(self._categories(n)) if s.kind == "categorical" else 1,
-                "latent_dim": s.latent_dim,
-                "attach": s.attach,
-                "head_dims": tuple(s.head_dims),
-            }
+            n: _head(s, len(self._categories(n)) if s.kind == "categorical" else 1)
             for n, s in cfg.active_phenotypes.items()
         }
         signatures = {
-            n: {
-                "out_dim": len(s.genes) if s.target == "genes" else 1,
-                "latent_dim": s.latent_dim,
-                "attach": s.attach,
-                "head_dims": tuple(s.head_dims),
-            }
-            for n, s in cfg.active_signatures.items()
+            n: _head(s, len(s.genes) if s.target == "genes" else 1) for n, s in cfg.active_signatures.items()
         }
         return Extractor(
             self.batches.n_genes,
@@ -319,3 +308,8 @@ class GuidedModel:
         state = torch.load(directory / WEIGHTS_FILE, map_location=model.batches.device, weights_only=True)
         model.model.load_state_dict(state)
         return model
+
+
+def _head(spec: HeadSpec, out_dim: int) -> dict:
+    """The Extractor's description of one head, from its configuration."""
+    return {"out_dim": out_dim, "latent_dim": spec.latent_dim, "attach": spec.attach, "head_dims": tuple(spec.head_dims)}
