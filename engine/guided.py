@@ -239,9 +239,20 @@ class GuidedModel:
         """The latent called `name` ('main' or a head that owns one), (n_cells, d) numpy."""
         if name not in self.latent_names:
             raise ValueError(f"no latent {name!r}; this model has {self.latent_names}")
-        key = "lat_main" if name == "main" else ("lat_pheno" if name in self.model.phenotypes else "lat_signature")
-        parts = [(out[key] if name == "main" else out[key][name]).cpu() for out in self._forward_all()]
-        return torch.cat(parts).numpy()
+        return self.latents([name])[name]
+
+    def latents(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Several latents (all by default) from one pass over the cells."""
+        names = self.latent_names if names is None else names
+        parts: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+        for out in self._forward_all():
+            for name in names:
+                if name == "main":
+                    z = out["lat_main"]
+                else:
+                    z = out["lat_pheno" if name in self.model.phenotypes else "lat_signature"][name]
+                parts[name].append(z.cpu())
+        return {name: torch.cat(chunks).numpy() for name, chunks in parts.items()}
 
     def predict(self, phenotype: str) -> pd.Series:
         """The head's call per cell: category names for categorical phenotypes, values otherwise."""
@@ -260,8 +271,8 @@ class GuidedModel:
             raise InputError(
                 f"write() needs the AnnData the model was built on ({len(self.obs_names)} cells in the same order)"
             )
-        for latent in self.latent_names:
-            adata.obsm[f"X_{self.name}_{latent}"] = self.latent(latent)
+        for latent, values in self.latents().items():
+            adata.obsm[f"X_{self.name}_{latent}"] = values
         uns = {"config": json.dumps(self.config.model_dump(mode="json")), "latents": self.latent_names}
         if self.runs:
             history = self.runs[-1].history()
