@@ -8,10 +8,13 @@ run's EventLog by cursor.
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import threading
 import traceback
 from dataclasses import dataclass, field
+
+import torch
 
 from engine.guided import GuidedModel
 from engine.training import Trainer, TrainingRun
@@ -105,6 +108,10 @@ class RunRegistry:
             return [run for run in waiting[: waiting.index(handle)] if not run.done]
 
     def _work(self, device: str) -> None:
+        if device == "cpu":
+            # Leave a core to the server's event loop (and the browser on a laptop): with every
+            # core in torch's pool, the pool's threads spin against the page's work and both crawl.
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
         while True:
             handle = self._queues[device].get()
             if not handle._cancelled.is_set():

@@ -27,6 +27,10 @@ def browser_type_launch_args(browser_type_launch_args):
             "--disable-gpu",
             "--disable-background-networking",
             "--disable-component-update",
+            # Two users are two tabs here; keep a background tab as lively as a second machine.
+            "--disable-background-timer-throttling",
+            "--disable-renderer-backgrounding",
+            "--disable-backgrounding-occluded-windows",
         ],
     }
 

@@ -44,7 +44,7 @@ def loss_points(page: Page) -> int:
     return page.evaluate(LOSS_POINTS)
 
 
-def wait_for_points(page: Page, more_than: int, timeout_s: float = 60) -> int:
+def wait_for_points(page: Page, more_than: int, timeout_s: float = 120) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         points = loss_points(page)
@@ -62,3 +62,10 @@ def drag_box(page: Page, canvas, start=(0.15, 0.1), end=(0.6, 0.85)) -> None:
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * end[0], box["y"] + box["height"] * end[1], steps=10)
     page.mouse.up()
+
+
+def stop_run(page: Page) -> None:
+    """Press Stop if this page's run is still going, so a failed test does not hold the device."""
+    shown = " ".join(page.locator(".hanami-run-state strong").all_text_contents())
+    if any(word in shown for word in ("running", "paused", "queued")):
+        page.locator(".hanami-stop button").click()
