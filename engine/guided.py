@@ -190,23 +190,10 @@ class GuidedModel:
         for group in self.controller.optimizer.param_groups:
             group["lr"] = group["initial_lr"] = t.lr
             group["weight_decay"] = t.weight_decay
-        return Trainer(
-            self.controller,
-            self.batches,
-            story=t.story,
-            max_epochs=t.max_epochs,
-            batch_size=t.batch_size,
-            validation_fraction=t.validation_fraction,
-            early_stopping_patience=t.early_stopping_patience,
-            min_delta=t.min_delta,
-            clip_grad_norm=t.clip_grad_norm,
-            lr_schedule=t.lr_schedule,
-            seed=t.seed,
-            log_every=t.log_every,
-            tick_batches=t.tick_batches,
-            bf16=t.bf16,
-            **runtime,
-        )
+        # The Trainer's keywords are the TrainingConfig's field names; lr and weight decay live
+        # in the optimiser (set above).
+        settings = t.model_dump(exclude={"lr", "weight_decay", "story"})
+        return Trainer(self.controller, self.batches, story=t.story, **settings, **runtime)
 
     def train(self, max_epochs: int | None = None, *, story: Story | Mapping | None = None,
               resume_from: str | Path | None = None, **options) -> TrainingRun:
