@@ -69,7 +69,9 @@ class GuidedModel:
         )
         self.layer = layer
         self.obs_names = adata.obs_names.copy()
-        self.model = self._build_model().to(self.batches.device)
+        with torch.random.fork_rng(devices=[]):  # same config, same initial weights; global RNG untouched
+            torch.manual_seed(self.config.training.seed)
+            self.model = self._build_model().to(self.batches.device)
         position = {gene: i for i, gene in enumerate(self.batches.gene_names)}
         self.controller = ExtractorController(
             self.model,
