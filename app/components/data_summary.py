@@ -41,11 +41,15 @@ class DataSummary(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         self._counted: dict = {}
-        self._count_choice = pn.widgets.Select(label="obs column", width=220)
-        self._count_plot = pn.pane.HoloViews(sizing_mode="stretch_width")
+        self._count_choice = pn.widgets.Select(label="obs column", width=220, css_classes=["hanami-count-choice"])
+        # linked_axes off: the bars and the histograms share the name "cells" but not their scale
+        self._count_plot = pn.pane.HoloViews(sizing_mode="stretch_width", linked_axes=False)
         self._count_note = pn.pane.Markdown("")
         self._count_choice.param.watch(lambda _: self._show_counts(), "value")
-        self._qc = pn.pane.HoloViews(sizing_mode="stretch_width")
+        # two panes rather than one hv Layout: a Layout of responsive plots gets no width in the
+        # page, so its figures never paint and the page never reports itself ready to the server
+        self._qc_totals = pn.pane.HoloViews(sizing_mode="stretch_width", linked_axes=False)
+        self._qc_features = pn.pane.HoloViews(sizing_mode="stretch_width", linked_axes=False)
         self.param.watch(lambda _: self._show_headline(), "title")
         self._summarize()
 
@@ -66,12 +70,14 @@ class DataSummary(pn.viewable.Viewer):
             else {"column": [], "kind": [], "categories": [], "missing": []}
         )
         self._counted = {c.name: c for c in s.columns if c.kind in ("categorical", "boolean")} if s else {}
-        self._count_choice.options = list(self._counted)
+        kept = self._count_choice.value in self._counted
+        self._count_choice.param.update(
+            options=list(self._counted), value=self._count_choice.value if kept else next(iter(self._counted), None)
+        )
         self._count_choice.visible = bool(self._counted)
         self._show_counts()
-        self._qc.object = None if s is None else (
-            _histogram(s.cell_totals, "sum of X per cell") + _histogram(s.cell_features, "non-zero genes per cell")
-        ).opts(shared_axes=False)
+        self._qc_totals.object = None if s is None else _histogram(s.cell_totals, "sum of X per cell")
+        self._qc_features.object = None if s is None else _histogram(s.cell_features, "non-zero genes per cell")
 
     def _show_headline(self) -> None:
         s = self.summary
@@ -102,7 +108,7 @@ class DataSummary(pn.viewable.Viewer):
                 card("Category counts", self._count_choice, self._count_plot, self._count_note),
                 sizing_mode="stretch_width",
             ),
-            card("Per-cell QC", self._qc),
+            card("Per-cell QC", pn.Row(self._qc_totals, self._qc_features, sizing_mode="stretch_width")),
             sizing_mode="stretch_width",
         )
 

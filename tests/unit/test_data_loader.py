@@ -151,6 +151,19 @@ def test_summary_follows_the_session(loader, tmp_path):
     assert loader._summary.summary.n_cells == 40
 
 
+def test_summary_counts_a_category_from_the_start(loader, tmp_path):
+    """The count chooser always names the column drawn, and keeps the user's choice when it can."""
+    summary = loader._summary
+    assert summary._count_choice.value == "bulk_labels"  # the demo's first categorical column
+    summary._count_choice.value = "phase"
+    assert summary._count_note.object == "" and summary._count_plot.object.data["category"].nunique() == 3
+    loader.state.touch_obs()
+    assert summary._count_choice.value == "phase"
+    loader.load_bytes("mine.h5ad", h5ad_bytes(counts(), tmp_path))
+    assert summary._count_choice.value == "kind"
+    assert summary._qc_totals.object.data["cells"].sum() == 40
+
+
 def test_settings_from_env(tmp_path, monkeypatch):
     assert Settings.from_env({DATA_ROOT_VAR: str(tmp_path), MAX_UPLOAD_VAR: "20"}) == Settings(tmp_path.resolve(), 20.0)
     monkeypatch.chdir(tmp_path)
