@@ -11,7 +11,7 @@ import anndata as ad
 import pytest
 from playwright.sync_api import Page, expect
 from studio_driver import (
-    build_and_start, drag_box, loss_points, open_studio, run_id, stop_run, tab, wait_for_points,
+    UPDATE_WAIT_MS, build_and_start, drag_box, loss_points, open_studio, run_id, stop_run, tab, wait_for_points,
 )
 
 pytestmark = pytest.mark.ui
@@ -28,7 +28,7 @@ def test_load_build_train_explore_label_export(page: Page, studio_url, tmp_path)
 
 def train_pause_stop(page: Page) -> None:
     state = page.locator(".hanami-run-state")
-    expect(state).to_contain_text("running", timeout=60_000)
+    expect(state).to_contain_text("running", timeout=UPDATE_WAIT_MS)
 
     first = wait_for_points(page, 0)
     second = wait_for_points(page, first)
@@ -36,12 +36,12 @@ def train_pause_stop(page: Page) -> None:
 
     # A click during the run takes effect (bench/click_latency.py measures how fast).
     page.locator(".hanami-pause button").click()
-    expect(state).to_contain_text("paused", timeout=60_000)
+    expect(state).to_contain_text("paused", timeout=UPDATE_WAIT_MS)
     page.locator(".hanami-pause button").click()
-    expect(state).to_contain_text("running", timeout=60_000)
+    expect(state).to_contain_text("running", timeout=UPDATE_WAIT_MS)
 
     page.locator(".hanami-stop button").click()
-    expect(state).to_contain_text("stopped", timeout=60_000)
+    expect(state).to_contain_text("stopped", timeout=UPDATE_WAIT_MS)
     stopped_at = loss_points(page)
     page.wait_for_timeout(1500)
     assert loss_points(page) == stopped_at
@@ -83,7 +83,7 @@ def test_two_sessions_keep_their_runs_apart(browser, studio_url):
             open_studio(user, studio_url)
         alice.bring_to_front()
         build_and_start(alice)
-        expect(alice.locator(".hanami-run-state")).to_contain_text("running", timeout=60_000)
+        expect(alice.locator(".hanami-run-state")).to_contain_text("running", timeout=UPDATE_WAIT_MS)
         wait_for_points(alice, 0)
 
         bob.bring_to_front()
@@ -100,11 +100,11 @@ def test_two_sessions_keep_their_runs_apart(browser, studio_url):
         alice_run = run_id(alice)
         assert alice_run != bob_run
         alice.locator(".hanami-stop button").click()
-        expect(alice.locator(".hanami-run-state")).to_contain_text("stopped", timeout=60_000)
+        expect(alice.locator(".hanami-run-state")).to_contain_text("stopped", timeout=UPDATE_WAIT_MS)
         alice_points = loss_points(alice)
 
         bob.bring_to_front()
-        expect(bob.locator(".hanami-run-state")).to_contain_text("running", timeout=60_000)
+        expect(bob.locator(".hanami-run-state")).to_contain_text("running", timeout=UPDATE_WAIT_MS)
         wait_for_points(bob, 0)
 
         alice.bring_to_front()
@@ -113,7 +113,7 @@ def test_two_sessions_keep_their_runs_apart(browser, studio_url):
         assert run_id(alice) == alice_run
         bob.bring_to_front()
         bob.locator(".hanami-stop button").click()
-        expect(bob.locator(".hanami-run-state")).to_contain_text("stopped", timeout=60_000)
+        expect(bob.locator(".hanami-run-state")).to_contain_text("stopped", timeout=UPDATE_WAIT_MS)
     finally:
         for user in (alice, bob):
             user.bring_to_front()
