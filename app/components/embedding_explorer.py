@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import contextmanager
+from functools import partial
 
 import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh backend that .opts below needs)
@@ -76,6 +77,14 @@ class EmbeddingExplorer(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         self._pane = pn.pane.HoloViews(None, min_height=PLOT_HEIGHT, sizing_mode="stretch_width")
+        self._plot = None
+        # Until the browser has connected, HoloViews re-schedules a datashaded plot's refresh on
+        # every event-loop tick (for as long as the session lives, if no browser ever opens it),
+        # so a served page is given its plot once it has loaded.
+        doc = pn.state.curdoc
+        self._page_ready = doc is None or doc.session_context is None or pn.state.loaded
+        if not self._page_ready:
+            pn.state.onload(self._on_page_ready)
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._selection_note = pn.pane.Markdown("No selection yet: use the box or lasso tool.")
         self._build_widgets()
@@ -86,7 +95,7 @@ class EmbeddingExplorer(pn.viewable.Viewer):
     @property
     def plot(self):
         """The holoviews object shown: the shaded cells overlaid with the A/B outlines."""
-        return self._pane.object
+        return self._plot
 
     # ----- public actions -----------------------------------------------------------------
 
@@ -198,7 +207,7 @@ class EmbeddingExplorer(pn.viewable.Viewer):
             self._pipe.send(self.frame)
         else:
             self._signature = signature
-            self._pane.object = self._build_plot()
+            self._show_plot(self._build_plot())
         what = f"{self.coloring.kind} {self.coloring.name}".strip()
         if self.mode == "umap":
             where = f"UMAP of {self.key}"
@@ -267,7 +276,7 @@ class EmbeddingExplorer(pn.viewable.Viewer):
         """New cells: forget the old view, selections and results, then show the first embedding."""
         self.key, self._xy, self.frame, self._all, self.coloring = None, None, None, None, None
         self.selections, self._signature, self._range = [], None, None
-        self._pane.object = None
+        self._show_plot(None)
         self.results.visible = False
         self._show_selections()
         adata = self.state.adata
@@ -339,26 +348,35 @@ class EmbeddingExplorer(pn.viewable.Viewer):
             self._method, compare, width=SIDE_WIDTH,
         )
 
-    async def _on_view_widgets(self, event) -> None:
-        """Widgets to set_view; a UMAP not yet cached is computed in a worker thread first."""
+    def _on_view_widgets(self, event) -> None:
+        """Widgets to set_view; a UMAP not yet cached is computed in a worker thread first.
+
+        A plain watcher, so `_syncing` is read while the sync that set the widget still runs.
+        """
         if self._syncing:
             return
         adata, key, mode = self.state.adata, self._key_select.value, self._mode_select.value
         dims = (0, 1) if event.obj is self._key_select else (self._dim_x.value, self._dim_y.value)
         if adata is not None and mode == "umap" and key in adata.obsm and umap_key(key) not in adata.obsm:
-            self._pane.loading = True
-            try:
-                layout = await asyncio.to_thread(umap_layout, np.asarray(adata.obsm[key]))
-            except ValueError as error:
-                self._fail(error)
-                return self._sync_widgets()
-            finally:
-                self._pane.loading = False
-            if self.state.adata is not adata:
-                return
-            adata.obsm[umap_key(key)] = layout
-            self.state.touch_obs()
+            pn.state.execute(partial(self._umap_then_view, adata, key))
+            return
         self.set_view(key, mode, dims)
+        self._sync_widgets()
+
+    async def _umap_then_view(self, adata, key: str) -> None:
+        self._pane.loading = True
+        try:
+            layout = await asyncio.to_thread(umap_layout, np.asarray(adata.obsm[key]))
+        except ValueError as error:
+            self._fail(error)
+            return self._sync_widgets()
+        finally:
+            self._pane.loading = False
+        if self.state.adata is not adata:
+            return
+        adata.obsm[umap_key(key)] = layout
+        self.state.touch_obs()
+        self.set_view(key, "umap")
         self._sync_widgets()
 
     def _on_color_widgets(self, _event) -> None:
@@ -417,6 +435,15 @@ class EmbeddingExplorer(pn.viewable.Viewer):
             yield
         finally:
             self._syncing = False
+
+    def _show_plot(self, plot) -> None:
+        self._plot = plot
+        if self._page_ready:
+            self._pane.object = plot
+
+    def _on_page_ready(self) -> None:
+        self._page_ready = True
+        self._pane.object = self._plot
 
     @contextmanager
     def _loading(self):
