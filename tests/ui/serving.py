@@ -23,7 +23,15 @@ def free_port() -> int:
 
 @contextmanager
 def panel_served(target: str | Path, url_path: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """`panel serve TARGET` on a free localhost port, from the repo root; yields the app's URL.
+    """`panel serve TARGET` on a free localhost port, from the repo root; yields the app's URL."""
+    with panel_server(target, url_path, env) as (url, _server):
+        yield url
+
+
+@contextmanager
+def panel_server(target: str | Path, url_path: str,
+                 env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """As `panel_served`, also yielding the server process (a bench reads its CPU time).
 
     Raises RuntimeError with the server's own output if it does not answer HTTP 200 in time.
     """
@@ -38,7 +46,7 @@ def panel_served(target: str | Path, url_path: str, env: dict[str, str] | None =
         server = subprocess.Popen(command, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_until_served(target, url, server, log)
-            yield url
+            yield url, server
         finally:
             server.terminate()
             try:
