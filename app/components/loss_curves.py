@@ -64,8 +64,13 @@ class LossCurves(pn.viewable.Viewer):
         self._colors: dict[str, str] = {}  # per term, shared by its raw/ curve
         self._palette = cycle(Category10_10)
         self._figure = None  # built with the first term: an empty Bokeh figure only draws warnings
-        self.pane = pn.pane.Bokeh(None, sizing_mode="stretch_width", min_height=380, visible=False)
         self._placeholder = pn.pane.Markdown("The loss curves appear here once a run's first steps are read back.")
+        # Holds the placeholder or one Bokeh pane per figure. A Bokeh pane is never re-pointed at a
+        # new figure: Panel 1.9 then copies the old figure's properties onto the pane (its
+        # visibility, and in a served page its style sheets, which fails) and the chart never shows.
+        self.chart = pn.Column(
+            self._placeholder, sizing_mode="stretch_width", min_height=380, css_classes=["hanami-loss-chart"]
+        )
         self._layout = pn.Column(
             pn.Row(
                 pn.widgets.FloatSlider.from_param(self.param.smoothing, label="Smoothing", width=220),
@@ -76,10 +81,14 @@ class LossCurves(pn.viewable.Viewer):
                 ),
                 sizing_mode="stretch_width",
             ),
-            self._placeholder,
-            self.pane,
+            self.chart,
             sizing_mode="stretch_width",
         )
+
+    @property
+    def figure(self):
+        """The Bokeh figure drawn, or None before the first points."""
+        return self._figure
 
     @property
     def terms(self) -> list[str]:
@@ -132,8 +141,9 @@ class LossCurves(pn.viewable.Viewer):
         return series
 
     def _show_figure(self, fig) -> None:
-        self._figure = self.pane.object = fig
-        self.pane.visible, self._placeholder.visible = fig is not None, fig is None
+        self._figure = fig
+        shown = self._placeholder if fig is None else pn.pane.Bokeh(fig, sizing_mode="stretch_width", min_height=380)
+        self.chart.objects = [shown]
 
     def _new_figure(self):
         fig = figure(

@@ -209,7 +209,7 @@ class TrainingMonitor(pn.viewable.Viewer):
             pn.state.execute(lambda: self.curves.add(points))
             return added
         added = self.curves.add(points)
-        pn.io.push_notebook(self.curves.pane)
+        pn.io.push_notebook(self.curves.chart)
         return added
 
     def _over(self) -> bool:

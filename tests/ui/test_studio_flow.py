@@ -33,6 +33,7 @@ def train_pause_stop(page: Page) -> None:
     first = wait_for_points(page, 0)
     second = wait_for_points(page, first)
     assert second > first > 0
+    expect(page.locator(".hanami-loss-chart .bk-Canvas")).to_be_visible()  # drawn, not only sent
 
     # A click during the run takes effect (bench/click_latency.py measures how fast).
     page.locator(".hanami-pause button").click()

@@ -4,6 +4,7 @@ import time
 import anndata as ad
 import numpy as np
 import pandas as pd
+import panel as pn
 import pytest
 
 import engine
@@ -178,4 +179,18 @@ def test_curves_stream_pieces_smooth_like_the_whole_and_hide_terms():
     curves._series["total"].renderers[1].visible = True  # what a legend click does
     assert curves.shown == ["total", "other"]
     curves.log_y = True
-    assert type(curves.pane.object.y_scale).__name__ == "LogScale" and len(curves.pane.object.renderers) == 4
+    assert type(curves.figure.y_scale).__name__ == "LogScale" and len(curves.figure.renderers) == 4
+
+
+def test_rendered_chart_shows_the_figure_once_points_arrive():
+    """On a rendered page (as served) the placeholder gives way to the figure, and comes back on clear."""
+    curves = LossCurves()
+    pn.panel(curves).get_root()
+    assert curves.chart.objects == [curves._placeholder]
+    curves.add({"total": ([0, 1], [1.0, 0.5])})
+    (shown,) = curves.chart.objects
+    assert isinstance(shown, pn.pane.Bokeh) and shown.object is curves.figure and shown.visible
+    curves.log_y = True
+    assert curves.chart.objects[0].object is curves.figure and curves.figure is not shown.object
+    curves.clear()
+    assert curves.chart.objects == [curves._placeholder] and curves.figure is None
