@@ -139,12 +139,12 @@ class TrainingMonitor(pn.viewable.Viewer):
             self.run.resume()
         else:
             self.run.pause()
-        self._refresh()
+        self.poll()
 
     def stop(self) -> None:
         if self.run is not None:
             self.run.stop()
-            self._refresh()
+            self.poll()
 
     # -- following a run -------------------------------------------------------------------
     def _follow_state(self, *_) -> None:
@@ -176,7 +176,9 @@ class TrainingMonitor(pn.viewable.Viewer):
         """
         if self.events is None:
             return 0
-        over = self._over()  # read before the events, so the ending's last events are included
+        # Both read before the events: once a run is over its last events are in this read, and a
+        # final state is never shown ahead of the points that led to it.
+        over, shown = self._over(), self.run.state if self.run is not None else None
         new, self._cursor = self.events.events_since(self._cursor)
         points: dict[str, tuple[list[int], list[float]]] = {}
         for event in new:
@@ -197,8 +199,8 @@ class TrainingMonitor(pn.viewable.Viewer):
         added = self._stream(points) if points else 0
         if added:
             self.points += added
-        if new or not over:
-            self._refresh()
+        if new or not over or (shown is not None and shown != self.run_state):
+            self._refresh(shown)
         return added
 
     def _stream(self, points) -> int:
@@ -242,8 +244,9 @@ class TrainingMonitor(pn.viewable.Viewer):
             return self._ended
         return "running" if self._last_step is not None else ""
 
-    def _refresh(self) -> None:
-        state = self.run_state = self._current_state()
+    def _refresh(self, state: str | None = None) -> None:
+        """Show `state` (by default the current one) in the buttons, state line and progress."""
+        state = self.run_state = state or self._current_state()
         if self.run is not None and self.run.error:
             self.error = self.run.error
         self._start.disabled = state in ACTIVE

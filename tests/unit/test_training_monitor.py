@@ -10,7 +10,7 @@ import pytest
 import engine
 from app.components.loss_curves import LossCurves, ema
 from app.components.training_monitor import NOT_LOSSES, TrainingMonitor
-from app.runs import REGISTRY
+from app.runs import REGISTRY, RunHandle
 from app.state import StudioState
 from engine.training import EventLog
 
@@ -194,3 +194,27 @@ def test_rendered_chart_shows_the_figure_once_points_arrive():
     assert curves.chart.objects[0].object is curves.figure and curves.figure is not shown.object
     curves.clear()
     assert curves.chart.objects == [curves._placeholder] and curves.figure is None
+
+
+def test_a_final_state_is_never_shown_ahead_of_its_last_points(states):
+    """The run ends between the monitor reading its events and drawing them: the page keeps the
+    state it read with those events, and shows 'stopped' with the last points on the next poll."""
+    state = states()
+    handle = RunHandle(id="run-x", owner=state.owner, name="m", model=state.model,
+                       trainer=state.model.trainer(max_epochs=1, progress=False), state="running")
+    log = handle.events
+    log.append("step", step=0, data={"total": 1.0, "cells": 32})
+    read_events = log.events_since
+
+    def ends_while_read(cursor):
+        read = read_events(cursor)
+        if handle.state == "running":  # the worker finishes right after this read
+            log.append("step", step=1, data={"total": 0.5, "cells": 32})
+            log.append("stopped", step=1, data={"state": "stopped"})
+            handle.state = "stopped"
+        return read
+
+    log.events_since = ends_while_read
+    monitor = TrainingMonitor.for_run(handle)
+    assert monitor.poll() == 1 and monitor.run_state == "running"
+    assert monitor.poll() == 1 and monitor.run_state == "stopped" and monitor.points == 2
