@@ -1,4 +1,5 @@
 """EmbeddingExplorer driven through its public methods on pbmc68k_reduced, without a browser."""
+import asyncio
 import io
 
 import holoviews as hv
@@ -234,3 +235,23 @@ def test_categories_without_stored_colours_get_a_palette(explorer):
     assert entries["color"].str.fullmatch(r"#[0-9a-f]{6}").all() and entries["color"].nunique() == 3
     assert explorer.png_bytes().startswith(PNG_SIGNATURE)
     hv.renderer("bokeh").get_plot(explorer.plot)
+
+
+def test_view_widgets_draw_once_and_compute_a_missing_umap(explorer, monkeypatch):
+    """With an event loop running, as in a served page, async callbacks run after the code that
+    triggered them: syncing the widgets must still not draw a second time."""
+    renders = []
+    draw = explorer._render
+    monkeypatch.setattr(explorer, "_render", lambda: (renders.append(explorer.key), draw())[1])
+
+    async def as_served():
+        explorer.set_view("X_pca", dims=(1, 2))
+        await asyncio.sleep(0.2)
+        assert renders == ["X_pca"] and (explorer._dim_x.value, explorer._dim_y.value) == (1, 2)
+        explorer._mode_select.value = "umap"  # as a click: X_pca's UMAP is computed, cached, then drawn
+        while explorer.mode != "umap":
+            await asyncio.sleep(0.05)
+
+    asyncio.run(asyncio.wait_for(as_served(), timeout=120))
+    assert explorer.key == "X_pca" and "X_pca_umap" in explorer.state.adata.obsm
+    assert renders == ["X_pca", "X_pca"] and explorer._mode_select.value == "umap"
