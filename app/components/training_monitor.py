@@ -208,11 +208,18 @@ class TrainingMonitor(pn.viewable.Viewer):
         doc = pn.state.curdoc
         if doc is not None and doc.session_context:
             added = sum(len(values) for _, values in points.values())
-            pn.state.execute(lambda: self.curves.add(points))
+            pn.state.execute(lambda: self._add_unlocked(points))
             return added
         added = self.curves.add(points)
         pn.io.push_notebook(self.curves.chart)
         return added
+
+    def _add_unlocked(self, points) -> None:
+        """Send the points at once, as Panel sends the state line that follows them. Left to
+        Bokeh, they would be written after the callback, so a page could show "stopped" before
+        the last points that led to it."""
+        with pn.io.unlocked():
+            self.curves.add(points)
 
     def _over(self) -> bool:
         return self.run.done if self.run is not None else self._ended is not None

@@ -13,6 +13,18 @@ LOSS_POINTS = """() => {
       if (model.name && model.name.startsWith('loss:')) n += model.data.step.length;
   return n;
 }"""
+# Records, in the page, how many loss points it holds at the moment its run-state line first
+# contains a word (the count is taken as the browser applies that change, whatever the timing).
+RECORD_POINTS_AT_STATE = """(word) => {
+  window.hanamiPointsAtState = null;
+  for (const doc of window.Bokeh.documents)
+    for (const model of doc.all_models)
+      if (model.css_classes && model.css_classes.includes('hanami-run-state'))
+        model.property('text').change.connect(() => {
+          if (window.hanamiPointsAtState === null && String(model.text).includes(word))
+            window.hanamiPointsAtState = (%s)();
+        });
+}""" % LOSS_POINTS
 
 
 # Bokeh's document is idle once every view has painted; only then does the page tell the server it
@@ -52,6 +64,15 @@ def run_id(page: Page) -> str:
 
 def loss_points(page: Page) -> int:
     return page.evaluate(LOSS_POINTS)
+
+
+def record_points_at_state(page: Page, word: str) -> None:
+    page.evaluate(RECORD_POINTS_AT_STATE, word)
+
+
+def points_at_state(page: Page) -> int | None:
+    """The loss points the page held when the recorded state word first appeared (None: not yet)."""
+    return page.evaluate("() => window.hanamiPointsAtState")
 
 
 def wait_for_points(page: Page, more_than: int, timeout_s: float = 120) -> int:

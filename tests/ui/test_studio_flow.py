@@ -11,7 +11,8 @@ import anndata as ad
 import pytest
 from playwright.sync_api import Page, expect
 from studio_driver import (
-    UPDATE_WAIT_MS, build_and_start, drag_box, loss_points, open_studio, run_id, stop_run, tab, wait_for_points,
+    UPDATE_WAIT_MS, build_and_start, drag_box, loss_points, open_studio, points_at_state, record_points_at_state,
+    run_id, stop_run, tab, wait_for_points,
 )
 
 pytestmark = pytest.mark.ui
@@ -41,9 +42,11 @@ def train_pause_stop(page: Page) -> None:
     page.locator(".hanami-pause button").click()
     expect(state).to_contain_text("running", timeout=UPDATE_WAIT_MS)
 
+    record_points_at_state(page, "stopped")
     page.locator(".hanami-stop button").click()
     expect(state).to_contain_text("stopped", timeout=UPDATE_WAIT_MS)
     stopped_at = loss_points(page)
+    assert points_at_state(page) == stopped_at  # "stopped" arrived with, not before, the last points
     page.wait_for_timeout(1500)
     assert loss_points(page) == stopped_at
 
