@@ -1,6 +1,7 @@
 """EmbeddingExplorer driven through its public methods on pbmc68k_reduced, without a browser."""
 import asyncio
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 import holoviews as hv
 import numpy as np
@@ -252,6 +253,8 @@ def test_view_widgets_draw_once_and_compute_a_missing_umap(explorer, monkeypatch
         while explorer.mode != "umap":
             await asyncio.sleep(0.05)
 
-    asyncio.run(asyncio.wait_for(as_served(), timeout=120))
+    # a thread of its own: after the browser tests, Playwright's loop is the main thread's running loop
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, asyncio.wait_for(as_served(), timeout=120)).result()
     assert explorer.key == "X_pca" and "X_pca_umap" in explorer.state.adata.obsm
     assert renders == ["X_pca", "X_pca"] and explorer._mode_select.value == "umap"
