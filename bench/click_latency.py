@@ -36,6 +36,9 @@ def main() -> None:
         state = page.locator(".hanami-run-state")
         expect(state).to_contain_text("running", timeout=60_000)
         wait_for_points(page, 0)
+        # The pointer rests on the button first, as a user's would: otherwise the first timed click
+        # also holds Playwright's first scroll-and-move to the button (about 450 ms here).
+        page.locator(".hanami-pause button").hover()
         for click in range(args.clicks):
             expected = "paused" if click % 2 == 0 else "running"
             started = time.perf_counter()
@@ -47,7 +50,8 @@ def main() -> None:
         browser.close()
     ms = sorted(1000 * s for s in latencies)
     result = {"clicks": len(ms), "median_ms": round(statistics.median(ms)), "max_ms": round(ms[-1]),
-              "p90_ms": round(ms[int(0.9 * (len(ms) - 1))])}
+              "p90_ms": round(ms[int(0.9 * (len(ms) - 1))]), "over_500_ms": sum(m > 500 for m in ms),
+              "in_order_ms": [round(1000 * s) for s in latencies]}
     save("click_latency", result)
 
 
