@@ -72,9 +72,10 @@ class DataSummary(pn.viewable.Viewer):
         self._counted = {c.name: c for c in s.columns if c.kind in ("categorical", "boolean")} if s else {}
         kept = self._count_choice.value in self._counted
         self._count_choice.param.update(
-            options=list(self._counted), value=self._count_choice.value if kept else next(iter(self._counted), None)
+            options=list(self._counted),
+            value=self._count_choice.value if kept else next(iter(self._counted), None),
+            visible=bool(self._counted),
         )
-        self._count_choice.visible = bool(self._counted)
         self._show_counts()
         self._qc_totals.object = None if s is None else _histogram(s.cell_totals, "sum of X per cell")
         self._qc_features.object = None if s is None else _histogram(s.cell_features, "non-zero genes per cell")

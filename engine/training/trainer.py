@@ -197,13 +197,12 @@ class Trainer:
         return n_batches * (1 if phase.mode == "summed" else len(phase.tasks))
 
     def _epoch_batches(self, epoch: int, skip: int):
-        """The batches of one story epoch after its first `skip`: a pass over the training cells,
-        or with ticks the epoch's slice of a stream of passes (each pass ordered by (seed, pass))."""
+        """The batches of one story epoch after its first `skip`: its slice of a stream of passes
+        over the training cells (each pass ordered by (seed, pass)). Without ticks the slice is
+        exactly pass `epoch`."""
         options = dict(shuffle=True, seed=self.seed, drop_last=self._drop_last, rank=self._rank, world_size=self._world)
-        if self.tick_batches is None:
-            yield from self.batches.batches(self.batch_size, self._train_index, epoch=epoch, first_batch=skip, **options)
-            return
-        start, end = epoch * self.tick_batches + skip, (epoch + 1) * self.tick_batches
+        per_epoch = self.tick_batches or self._batches_per_pass
+        start, end = epoch * per_epoch + skip, (epoch + 1) * per_epoch
         while start < end:
             data_pass, offset = divmod(start, self._batches_per_pass)
             count = min(self._batches_per_pass - offset, end - start)
