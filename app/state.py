@@ -18,9 +18,9 @@ class StudioState(param.Parameterized):
     adata = param.ClassSelector(class_=AnnData, doc="the loaded cells")
     dataset = param.String(default="", doc="what the cells are called in the page")
     model = param.Parameter(default=None, doc="the GuidedModel built for these cells")
-    run_id = param.String(default=None, allow_None=True, doc="this session's latest run in the registry")
+    run_id = param.String(default=None, allow_None=True, doc="the run this session follows in the registry")
     obs_version = param.Integer(default=0, doc="bumped when obs/obsm gain columns (labels, latents)")
-    owner = param.String(default="", doc="the session's id in the run registry")
+    owner = param.String(default="", doc="the user this session works for, in the run registry")
 
     def __init__(self, **params):
         params.setdefault("owner", uuid.uuid4().hex)
@@ -34,6 +34,19 @@ class StudioState(param.Parameterized):
             self.dataset = dataset
             self.adata = adata
             self.obs_version += 1
+
+    def open_run(self, run) -> None:
+        """Work on a run again: its cells (with the results written into them), its model, its events.
+
+        A run submitted without cells (from Python) is only followed.
+        """
+        with param.parameterized.batch_call_watchers(self):
+            if run.adata is not None:
+                self.dataset = run.dataset
+                self.adata = run.adata
+                self.model = run.model
+                self.obs_version += 1
+            self.run_id = run.id
 
     def touch_obs(self) -> None:
         """Tell the areas that obs or obsm changed in place."""

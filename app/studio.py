@@ -15,26 +15,36 @@ from app.components.export_panel import ExportPanel
 from app.components.model_builder import ModelBuilder
 from app.components.training_monitor import TrainingMonitor
 from app.demo import DEMO_TITLE, load_demo
+from app.runs import REGISTRY, RESULT_STATES
 from app.settings import Settings
 from app.state import StudioState
+from app.users import remember_owner, session_owner
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 LOGO = ASSETS / "logo.svg"
 CSS = ASSETS / "hanami.css"
-RESULT_STATES = {"finished", "stopped", "early_stopped"}
 
 
 class Studio(pn.viewable.Viewer):
-    """Hanami for one user: starts on the built-in demo when no AnnData is given.
+    """Hanami for one user. Without an AnnData it opens where the user left off (their latest
+    run, with its cells and model), or else on the built-in demo.
 
     In Jupyter call ``pn.extension("tabulator", "filedropper")`` first, then display ``Studio(adata)``.
     """
 
     def __init__(self, adata: AnnData | None = None, title: str | None = None, settings: Settings | None = None, **params):
         super().__init__(**params)
-        if adata is None:
-            adata, title = load_demo(), title or DEMO_TITLE
-        self.state = StudioState(adata=adata, dataset=title or "AnnData in memory")
+        owner, new_owner = session_owner()
+        if new_owner:
+            remember_owner(owner)
+        latest = REGISTRY.latest_of(owner) if adata is None else None
+        if latest is not None and latest.adata is not None:
+            self.state = StudioState(owner=owner, adata=latest.adata)
+            self.state.open_run(latest)
+        else:
+            if adata is None:
+                adata, title = load_demo(), title or DEMO_TITLE
+            self.state = StudioState(owner=owner, adata=adata, dataset=title or "AnnData in memory")
         self.data = DataLoader(self.state, settings or Settings.from_env())
         self.builder = ModelBuilder(self.state)
         self.monitor = TrainingMonitor(self.state, training_options=self.builder.training_options)
@@ -52,11 +62,10 @@ class Studio(pn.viewable.Viewer):
         )
 
     def _publish_results(self, event) -> None:
-        """When a run ends with a model worth keeping, its latents go into the cells' obsm."""
-        model = self.state.model
+        """When a run ends with a model worth keeping, its worker has written the latents into the
+        cells it trained on: the areas showing those cells learn that obsm changed."""
         run = self.monitor.run
-        if event.new in RESULT_STATES and model is not None and run is not None and run.model is model:
-            model.write(self.state.adata)
+        if event.new in RESULT_STATES and run is not None and run.adata is self.state.adata:
             self.state.touch_obs()
 
     def __panel__(self):

@@ -6,7 +6,8 @@ that log by cursor from a periodic callback (every 300 ms), so each poll streams
 that are new since the last one (see `LossCurves`). The session keeps that one callback until it
 ends; a poll with nothing new does nothing.
 
-A session follows only runs whose owner is its `StudioState.owner`. In Jupyter, after
+A session follows only runs whose owner is its `StudioState.owner` (its user: every page of that
+user lists the same runs below the chart, see `RunList`). In Jupyter, after
 `pn.extension()`, `TrainingMonitor.for_run(handle)` follows a run submitted from Python and
 `TrainingMonitor(events=log)` follows any EventLog (run that trainer in a thread or through the
 registry: a cell that trains blocks the notebook's periodic callbacks until it ends).
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from html import escape
 
 import panel as pn
 import param
 
 from app.components.loss_curves import LossCurves
+from app.components.run_list import STATE_WORDS, RunList
 from app.runs import REGISTRY, RunHandle
 from app.state import StudioState
 from engine.training import EventLog
@@ -29,7 +32,6 @@ POLL_MS = 300
 SPEED_STEPS = 200  # speed and time left are measured over this many recent steps
 NOT_LOSSES = frozenset({"cells", "cells_per_s", "lr", "task"})  # step data that is not a loss term
 ACTIVE = frozenset({"queued", "running", "paused"})
-STATE_LABELS = {"early_stopped": "stopped early", "cancelled": "cancelled before it started"}
 
 
 def _duration(seconds: float) -> str:
@@ -66,8 +68,9 @@ class TrainingMonitor(pn.viewable.Viewer):
         self._ended: str | None = None  # how the run ended, from its terminal event
         self._last_step = None  # the latest step event
         self._recent = deque(maxlen=SPEED_STEPS)  # (time, cells) of the latest steps since a pause
-        self._total_steps = self.run.trainer.total_steps if self.run is not None else None
+        self._total_steps = self.run.total_steps if self.run is not None else None
         self._callback = None
+        self.run_list = RunList(self.state) if self.state is not None else None
         self._build_widgets()
         if self.state is not None:
             self.state.param.watch(self._follow_state, "run_id")
@@ -102,6 +105,7 @@ class TrainingMonitor(pn.viewable.Viewer):
             self._progress,
             self._progress_text,
             self.curves,
+            *([self.run_list] if self.run_list is not None else []),
             sizing_mode="stretch_width",
         )
 
@@ -128,7 +132,12 @@ class TrainingMonitor(pn.viewable.Viewer):
         except Exception as error:  # a bad option: say which, keep the model as it was
             self.message = f"Could not start training: {error}"
             return None
-        handle = REGISTRY.submit(owner=self.state.owner, name=model.name, model=model, trainer=trainer)
+        try:
+            handle = REGISTRY.submit(owner=self.state.owner, name=model.name, model=model, trainer=trainer,
+                                     adata=self.state.adata, dataset=self.state.dataset)
+        except ValueError as error:  # this model trains in another run (another tab of this user)
+            self.message = f"Could not start training: {error}."
+            return None
         self.state.run_id = handle.id  # _follow_state attaches to it
         return handle
 
@@ -163,7 +172,7 @@ class TrainingMonitor(pn.viewable.Viewer):
         self.events = handle.events if handle is not None else None
         self._cursor, self._ended, self._last_step = 0, None, None
         self._recent.clear()
-        self._total_steps = handle.trainer.total_steps if handle is not None else None
+        self._total_steps = handle.total_steps if handle is not None else None
         self.points = 0
         self.error = ""
         self.curves.clear()
@@ -174,6 +183,9 @@ class TrainingMonitor(pn.viewable.Viewer):
 
         The session's periodic callback calls it; tests call it directly.
         """
+        if self.state is not None:
+            REGISTRY.seen(self.state.owner)
+            self.run_list.refresh()
         if self.events is None:
             return 0
         # Both read before the events: once a run is over its last events are in this read, and a
@@ -256,6 +268,8 @@ class TrainingMonitor(pn.viewable.Viewer):
         state = self.run_state = state or self._current_state()
         if self.run is not None and self.run.error:
             self.error = self.run.error
+        if self.run is not None and self.run.note and not self.message:
+            self.message = self.run.note
         self._start.disabled = state in ACTIVE
         self._pause.disabled = state not in ("running", "paused")
         self._pause.label = "Resume" if state == "paused" else "Pause"
@@ -265,13 +279,14 @@ class TrainingMonitor(pn.viewable.Viewer):
 
     @param.depends("message", "error", watch=True)
     def _show_alerts(self) -> None:
-        self._message.object, self._message.visible = self.message, bool(self.message)
-        self._error.object, self._error.visible = self.error, bool(self.error)
+        # both may quote a file, column or gene name the user chose: shown as text, never as HTML
+        self._message.object, self._message.visible = escape(self.message), bool(self.message)
+        self._error.object, self._error.visible = escape(self.error), bool(self.error)
 
     def _describe_state(self, state: str) -> str:
         if not state:
             return "No run yet." if self.state is not None else "Waiting for events."
-        label = STATE_LABELS.get(state, state)
+        label = STATE_WORDS.get(state, state)
         if self.run is None:
             return f"**{label}**"
         text = f"**{self.run.id}** on `{self.run.device}`: **{label}**"
@@ -296,7 +311,7 @@ class TrainingMonitor(pn.viewable.Viewer):
             self._progress.value = 1000 if finished else min(1000, int(1000 * done / total))
         else:
             self._progress.value = -1 if state == "running" else 0
-        n_epochs = self.run.trainer.story.total_epochs if self.run is not None else None
+        n_epochs = self.run.total_epochs if self.run is not None else None
         parts = [f"epoch {step.epoch + 1}" + (f" / {n_epochs}" if n_epochs else ""),
                  f"step {done:,}" + (f" / {total:,}" if total else "")]
         speed, seconds_per_step = self._speed()

@@ -1,4 +1,5 @@
 """TrainingMonitor without a browser: runs go through the registry, polls draw every point once."""
+import html
 import time
 
 import anndata as ad
@@ -128,7 +129,7 @@ def test_a_diverging_loss_shows_the_nan_guard_message(states):
     monitor.poll()
     assert monitor.run_state == "failed"
     assert "became" in monitor.error and "restored the weights" in monitor.error
-    assert monitor._error.visible and monitor._error.object == monitor.error
+    assert monitor._error.visible and monitor._error.object == html.escape(monitor.error)
 
 
 def test_sessions_do_not_see_each_others_runs(states):
