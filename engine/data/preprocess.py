@@ -15,6 +15,7 @@ import scanpy as sc
 import scipy.sparse as sp
 
 from engine.data.errors import InputError
+from engine.data.finite import require_finite
 
 RECORD_KEY = "hanami_preprocess"
 TRANSFORMS = ("asinh", "logicle", "none")
@@ -39,20 +40,32 @@ def rna(adata, *, target_sum=1e4, n_top_genes=2000, counts_layer="counts", subse
     from_layer = counts_layer in adata.layers
     counts = adata.layers[counts_layer] if from_layer else adata.X
     source = f"layers['{counts_layer}']" if from_layer else "X"
+    label = f"layer {counts_layer}" if from_layer else "X"
     if counts is None:
         raise InputError("The AnnData has no X and no counts layer: load a matrix of counts first.")
-    _check_counts(counts, adata, source)
+    require_finite(counts, adata.obs_names, adata.var_names, where=label, feature_word="gene",
+                   then="before preprocessing")
+    _check_counts(counts, adata, label)
+    n_top = min(int(n_top_genes), adata.n_vars)
+    # Normalise a new matrix beside the AnnData, so a refusal below leaves the argument as it was.
+    work = ad.AnnData(counts.astype(np.float32), obs=pd.DataFrame(index=adata.obs_names),
+                      var=pd.DataFrame(index=adata.var_names))
+    sc.pp.normalize_total(work, target_sum=target_sum)
+    sc.pp.log1p(work)
+    _check_variable(work.X, label)
+    sc.pp.highly_variable_genes(work, flavor="seurat", n_top_genes=n_top)
 
     if copy:
         adata = adata.copy()
         counts = adata.layers[counts_layer] if from_layer else adata.X
-    n_top = min(int(n_top_genes), adata.n_vars)
     adata.layers[counts_layer] = counts
-    adata.X = counts.astype(np.float32)
-    adata.uns.pop("log1p", None)  # X is rebuilt from counts, so an earlier log1p mark is stale
-    sc.pp.normalize_total(adata, target_sum=target_sum)
-    sc.pp.log1p(adata)
-    sc.pp.highly_variable_genes(adata, flavor="seurat", n_top_genes=n_top, subset=subset)
+    adata.X = work.X
+    adata.uns["log1p"] = work.uns["log1p"]
+    adata.uns["hvg"] = work.uns["hvg"]
+    for column in work.var.columns:
+        adata.var[column] = work.var[column].to_numpy()
+    if subset:
+        adata._inplace_subset_var(adata.var["highly_variable"].to_numpy())
     adata.uns[RECORD_KEY] = {
         "kind": "rna",
         "counts_from": source,
@@ -67,7 +80,13 @@ def rna(adata, *, target_sum=1e4, n_top_genes=2000, counts_layer="counts", subse
 
 
 def _check_counts(counts, adata, source):
-    """Refuse negative counts (naming the first) and warn when values are not whole numbers."""
+    """Refuse empty or negative counts (naming the first) and warn when values are not whole numbers."""
+    if (counts.count_nonzero() if sp.issparse(counts) else np.count_nonzero(counts)) == 0:
+        raise InputError(
+            f"{source} holds no counts: every value in its {adata.n_obs:,} cells x {adata.n_vars:,} genes "
+            "is 0, so there is nothing to normalise and no variable gene to find. Check that the "
+            "file holds the counts matrix (not an empty export), or use the layer that does."
+        )
     if sp.issparse(counts):
         coo = counts.tocoo()
         negative = coo.data < 0
@@ -86,7 +105,7 @@ def _check_counts(counts, adata, source):
     if np.issubdtype(head.dtype, np.floating) and np.any(head != np.round(head)):
         warnings.warn(
             f"{source} holds values that are not whole numbers, so it does not look like raw "
-            "counts (already normalised or log-transformed?). rna() expects counts: put them in "
+            "counts (already normalised or log-transformed?). RNA preprocessing expects counts: put them in "
             "X or in the counts layer.",
             UserWarning,
             stacklevel=3,
@@ -96,8 +115,23 @@ def _check_counts(counts, adata, source):
 def _raise_negative(adata, source, i, j, value):
     raise InputError(
         f"{source} holds a negative count ({value:g}) at cell '{adata.obs_names[i]}', gene "
-        f"'{adata.var_names[j]}'. rna() expects raw counts (>= 0); pass the untransformed counts."
+        f"'{adata.var_names[j]}'. RNA preprocessing expects raw counts (0 or more); use the untransformed counts."
     )
+
+
+def _check_variable(x, source):
+    """Highly variable genes rank genes by their spread over cells; refuse when none spreads."""
+    if sp.issparse(x):
+        spread = (x.max(axis=0) - x.min(axis=0)).toarray()
+    else:
+        spread = np.ptp(x, axis=0)
+    if not np.any(spread > 0):
+        cells = "a single cell" if x.shape[0] == 1 else f"{x.shape[0]:,} cells"
+        raise InputError(
+            f"no gene varies between cells after normalising {source} ({cells}): each of the "
+            f"{x.shape[1]:,} genes has the same value in every cell, so no highly variable gene can be chosen. "
+            "Check that the matrix holds per-cell counts and not one profile repeated, or load more cells."
+        )
 
 
 def cytometry(adata, *, transform="asinh", cofactor=5.0, logicle_params=None, compensate=True, scale=True,
@@ -122,7 +156,8 @@ def cytometry(adata, *, transform="asinh", cofactor=5.0, logicle_params=None, co
     x = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
     dtype = np.float64 if x.dtype == np.float64 else np.float32
     x = x.astype(np.float64)
-    _check_finite(x, adata)
+    require_finite(x, adata.obs_names, adata.var_names, where="X", feature_word="marker",
+                   then="before preprocessing")
     channels = _channels(adata)
     record = {"kind": "cytometry", "transform": transform, "scaled": bool(scale), "compensated": False}
 
@@ -230,16 +265,6 @@ def _logicle_params(given):
         raise InputError(f"logicle_params accepts the keys t, m, w, a; unknown: {', '.join(unknown)}.")
     params.update({k: float(v) for k, v in (given or {}).items()})
     return params
-
-
-def _check_finite(x, adata):
-    bad = np.argwhere(~np.isfinite(x))
-    if len(bad):
-        i, j = bad[0]
-        raise InputError(
-            f"X holds a missing or infinite value ({x[i, j]}) at cell '{adata.obs_names[i]}', marker "
-            f"'{adata.var_names[j]}': remove or fill such cells before preprocessing."
-        )
 
 
 def _channels(adata):

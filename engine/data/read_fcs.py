@@ -23,6 +23,10 @@ def read_fcs(path: Path) -> AnnData:
     """Read events x channels as float32, with gain and log amplification applied by flowio."""
     try:
         flow = flowio.FlowData(str(path))
+    except Exception as err:
+        raise unreadable(path, "an FCS 2.0/3.0/3.1 file", err) from err
+    _check_layout(path, flow)
+    try:
         events = flow.as_array(preprocess=True).astype(np.float32)
     except Exception as err:
         raise unreadable(path, "an FCS 2.0/3.0/3.1 file", err) from err
@@ -40,6 +44,24 @@ def read_fcs(path: Path) -> AnnData:
     if spillover is not None:
         adata.uns["spillover"] = spillover
     return adata
+
+
+def _check_layout(path: Path, flow: flowio.FlowData) -> None:
+    """The header's parameter and event counts must describe the data segment, or every value
+    would land in the wrong channel."""
+    par, tot, described, held = flow.channel_count, flow.event_count, len(flow.pnn_labels), len(flow.events)
+    if par != described:
+        raise InputError(
+            f"{path}: the header says each event has {par} parameters ($PAR) but names {described} "
+            f"channels ($P1N to $P{described}N); the two must agree. The file was damaged or edited: "
+            "export it again from the acquisition software."
+        )
+    if held % par or held < par * tot:  # a little padding after the last event is tolerated
+        raise InputError(
+            f"{path}: the header promises {tot:,} events ($TOT) of {par} parameters ($PAR), that is "
+            f"{par * tot:,} values, but the data segment holds {held:,}. The file is truncated or its "
+            "header was edited: export it again from the acquisition software."
+        )
 
 
 def _spillover(path: Path, text: dict[str, str]) -> pd.DataFrame | None:

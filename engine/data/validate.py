@@ -6,6 +6,7 @@ import pandas as pd
 from anndata import AnnData
 
 from engine.data.errors import InputError
+from engine.data.finite import require_finite
 
 _SHOWN = 5
 
@@ -20,8 +21,13 @@ def unreadable(path: Path, kind: str, err: BaseException) -> InputError:
 
 
 def validated(adata: AnnData, path: Path, *, make_unique: bool) -> AnnData:
-    """Return `adata` once its matrix is numeric and non-empty and its names are unique."""
+    """Return `adata` once its matrix is numeric, finite and non-empty and its names are unique."""
     _check_matrix(adata, path)
+    require_finite(
+        adata.X, adata.obs_names, adata.var_names, where=str(path),
+        feature_word="marker" if path.suffix.lower() == ".fcs" else "feature",
+        then="and load the file again",
+    )
     _check_unique(adata, path, axis="obs", what="cell", make_unique=make_unique)
     _check_unique(adata, path, axis="var", what="feature", make_unique=make_unique)
     return adata

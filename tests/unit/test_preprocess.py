@@ -96,6 +96,38 @@ def test_rna_refuses_negative_counts_naming_the_first(sparse):
     assert "counts" not in adata.layers
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_rna_names_the_first_non_finite_count_and_changes_nothing(sparse):
+    adata = counts_adata()
+    adata.X[4, 2] = np.inf
+    adata.X[4, 9] = np.nan
+    adata.X[7, 0] = np.nan
+    adata.X = sp.csr_matrix(adata.X) if sparse else adata.X
+    message = error_text(preprocess.rna, adata)
+    assert message.startswith("X: cell cell4, gene gene2 holds an infinite value; 3 values in 2 cells are not finite")
+    assert "for example with 0" in message and "Bin edges" not in message
+    assert "counts" not in adata.layers and "hanami_preprocess" not in adata.uns
+
+
+def test_rna_refuses_counts_that_are_all_zero_or_never_vary():
+    adata = counts_adata(sparse=True)
+    adata.X = sp.csr_matrix(adata.shape, dtype=np.float32)
+    message = error_text(preprocess.rna, adata)
+    assert message.startswith("X holds no counts: every value in its 80 cells x 200 genes is 0")
+    adata = counts_adata()
+    adata.X = np.tile(adata.X[:1], (adata.n_obs, 1))  # one profile repeated
+    message = error_text(preprocess.rna, adata)
+    assert "no gene varies between cells after normalising X (80 cells)" in message
+    assert "counts" not in adata.layers and "highly_variable" not in adata.var
+
+
+def test_rna_subsets_in_place():
+    adata = counts_adata(sparse=True)
+    preprocess.rna(adata, n_top_genes=7, subset=True)
+    assert adata.n_vars == 7 and adata.var["highly_variable"].all()
+    assert adata.layers["counts"].shape == (80, 7) and adata.uns["log1p"] == {"base": None}
+
+
 def test_rna_refuses_bad_options_and_missing_matrix():
     assert "target_sum" in error_text(preprocess.rna, counts_adata(), target_sum=0)
     assert "n_top_genes" in error_text(preprocess.rna, counts_adata(), n_top_genes=0)
@@ -175,7 +207,7 @@ def test_cytometry_option_and_value_errors():
     adata = cyto_adata()
     adata.X[3, 1] = np.nan
     message = error_text(preprocess.cytometry, adata)
-    assert "'cell3'" in message and "'CD4'" in message
+    assert "cell cell3, marker CD4 holds NaN (not a number)" in message and "1 value in 1 cell" in message
 
 
 def test_logicle_parameters_are_checked_and_recorded():

@@ -249,6 +249,36 @@ def test_truncated_fcs(tmp_path):
     assert "truncated" in error_of(path)
 
 
+@pytest.mark.parametrize("par", [b"2", b"4"])
+def test_fcs_whose_parameter_count_disagrees_with_its_data(tmp_path, par):
+    raw = write_fcs(tmp_path / "whole.fcs", np.arange(30).reshape(10, 3), ["A", "B", "C"]).read_bytes()
+    at = raw.index(b"$PAR/3/") + len(b"$PAR/")
+    path = tmp_path / "edited.fcs"
+    path.write_bytes(raw[:at] + par + raw[at + 1:])
+    message = error_of(path)
+    assert f"each event has {par.decode()} parameters ($PAR) but names 3 channels" in message
+    assert "reshape" not in message and "Error" not in message
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr", "csc"])
+def test_non_finite_values_are_named_when_read(tmp_path, layout):
+    values = COUNTS.copy()
+    values[1, 2] = np.nan
+    values[3, 0] = -np.inf
+    matrix = {"dense": values, "csr": sp.csr_matrix(values), "csc": sp.csc_matrix(values)}[layout]
+    ad.AnnData(matrix, obs=pd.DataFrame(index=CELLS), var=pd.DataFrame(index=GENES)).write_h5ad(tmp_path / "nan.h5ad")
+    message = error_of(tmp_path / "nan.h5ad")
+    assert "cell c2, feature LYZ holds NaN (not a number); 2 values in 2 cells are not finite" in message
+    assert message.endswith("Remove or replace them (for example with 0) and load the file again.")
+
+
+def test_non_finite_values_in_fcs_are_named_by_marker(tmp_path):
+    events = np.ones((4, 2))
+    events[2, 1] = np.inf
+    path = write_fcs(tmp_path / "inf.fcs", events, ["FL1-A", "FL2-A"], ["CD3", "CD4"])
+    assert "cell 2, marker CD4 holds an infinite value; 1 value in 1 cell is not finite" in error_of(path)
+
+
 def test_corrupt_gzip_table(tmp_path):
     path = tmp_path / "cells.csv.gz"
     path.write_bytes(b"not gzip data")
