@@ -1,7 +1,9 @@
 """A first look at an AnnData: shape, storage and what each obs column holds.
 
 The studio shows this before anything else, so it must stay fast on a million cells: every
-count is one vectorised pass, and sparse X is never densified.
+count is one vectorised pass, and sparse X is never densified. Data built in memory may hold NaN
+or infinite values that no reader checked: they are reported in ``non_finite`` and left out of
+the per-cell numbers, so the summary (and its histograms) still works and says what is wrong.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from engine.data.errors import InputError
+from engine.data.finite import find_non_finite
 
 TOP_CATEGORIES = 20
 
@@ -43,13 +46,15 @@ class DataSummary:
     columns: tuple[ColumnSummary, ...]
     cell_totals: np.ndarray  # sum of X per cell (float64)
     cell_features: np.ndarray  # number of non-zero features per cell (int64)
+    non_finite: str | None = None  # where X holds NaN or infinity, in words; None when it does not
 
 
 def summarize(adata: AnnData) -> DataSummary:
     """Summarise ``adata`` without modifying it."""
     if adata.X is None:
         raise InputError("the AnnData has no X matrix: load expression or marker values first")
-    totals, features = _per_cell(adata.X)
+    found = find_non_finite(adata.X, adata.obs_names, adata.var_names)
+    totals, features = _per_cell(adata.X if found is None else _finite_only(adata.X))
     return DataSummary(
         n_cells=adata.n_obs,
         n_genes=adata.n_vars,
@@ -58,7 +63,21 @@ def summarize(adata: AnnData) -> DataSummary:
         columns=tuple(_column(name, adata.obs[name]) for name in adata.obs.columns),
         cell_totals=totals,
         cell_features=features,
+        non_finite=None if found is None else (
+            f"{found.describe('gene')}; they are left out of the per-cell sums. Remove or replace "
+            "them (for example with 0) before preprocessing or training."
+        ),
     )
+
+
+def _finite_only(X):
+    """A copy of X with its NaN and infinite values set to 0 (taken only when some exist)."""
+    if sparse.issparse(X):
+        X = X.copy()
+        X.data[~np.isfinite(X.data)] = 0
+        return X
+    X = np.asarray(X)
+    return np.where(np.isfinite(X), X, 0)
 
 
 def _per_cell(X) -> tuple[np.ndarray, np.ndarray]:
