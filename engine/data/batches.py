@@ -16,6 +16,7 @@ import torch
 from anndata import AnnData
 
 from engine.data.errors import InputError
+from engine.data.finite import require_finite
 from engine.training.devices import resolve_device
 
 
@@ -117,16 +118,33 @@ class CellBatches:
     def _matrix(adata: AnnData, layer: str | None, genes: Sequence[str] | None):
         if layer is not None and layer not in adata.layers:
             raise InputError(
-                f"layer {layer!r} is not in the data; available layers: {list(adata.layers) or 'none'}"
+                f"layer {layer} is not in the data; available layers: {', '.join(adata.layers) or 'none'}. "
+                "Pick one of those, or leave the layer unset to use X."
             )
         matrix = adata.layers[layer] if layer is not None else adata.X
         if matrix is None or 0 in matrix.shape:
             raise InputError(f"the expression matrix is empty (shape {adata.shape}); load cells first")
+        var_names = adata.var_names
         if genes is not None:
+            if len(genes) == 0:
+                raise InputError(
+                    "the gene list is empty, so the model would have no input; give at least one "
+                    "gene, or no gene list to use every gene in the data"
+                )
             missing = [g for g in genes if g not in adata.var_names]
             if missing:
-                raise InputError(f"genes not in var_names: {missing[:20]}; pick genes the data has")
+                shown = ", ".join(map(str, missing[:20])) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+                raise InputError(
+                    f"{len(missing)} of the {len(genes)} genes in the gene list are not in the data: {shown}; "
+                    "pick genes the data has (check symbols vs Ensembl ids)"
+                )
             matrix = matrix[:, adata.var_names.get_indexer(genes)]
+            var_names = pd.Index(genes)
+        # The model trains on exactly this matrix (the layer, if one is named), so check it here.
+        require_finite(
+            matrix, adata.obs_names, var_names, where=f"layer {layer}" if layer is not None else "X",
+            then="before building the model",
+        )
         return matrix
 
     def _check_column(self, adata: AnnData, column: str) -> pd.Series:
@@ -153,6 +171,13 @@ class CellBatches:
                 f"(e.g. {series.iloc[0]!r}); use it as a categorical column instead"
             ) from err
         present = ~np.isnan(values)
+        infinite = np.isinf(values)
+        if infinite.any():
+            n = int(infinite.sum())
+            raise InputError(
+                f"column {column} holds an infinite value in {n} {'cell' if n == 1 else 'cells'} "
+                f"(first: cell {adata.obs_names[np.argmax(infinite)]}); leave such cells empty or give them a number"
+            )
         self._obs[column] = torch.as_tensor(np.where(present, values, 0.0), device=self.device).to(
             self.dtype
         )
@@ -193,8 +218,7 @@ class CellBatches:
         return index[order]
 
     def n_batches(self, batch_size: int, cells=None, *, drop_last: bool = False) -> int:
-        n = self.cell_index(cells).shape[0]
-        return n // batch_size if drop_last else -(-n // batch_size)
+        return _count(self.cell_index(cells).shape[0], batch_size, drop_last)
 
     def batches(
         self,
@@ -211,7 +235,8 @@ class CellBatches:
     ) -> Iterator[dict]:
         """Yield the batches of one epoch; every chosen cell exactly once.
 
-        `first_batch` starts the epoch later without gathering the batches skipped (a resumed
+        A last batch of a single cell joins the batch before it (that one is `batch_size + 1`
+        cells): BatchNorm cannot train on one cell, and no cell is left out. `first_batch` starts the epoch later without gathering the batches skipped (a resumed
         run, or a tick that begins mid-pass).
 
         With `world_size > 1` each global batch of `batch_size` cells is split between ranks
@@ -221,9 +246,11 @@ class CellBatches:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         order = self.epoch_order(cells, shuffle=shuffle, seed=seed, epoch=epoch)
-        stop = order.shape[0] - (order.shape[0] % batch_size if drop_last else 0)
-        for start in range(first_batch * batch_size, stop, batch_size):
-            global_batch = order[start : start + batch_size]
+        count = _count(order.shape[0], batch_size, drop_last)
+        for batch in range(first_batch, count):
+            start = batch * batch_size
+            last = batch == count - 1 and not drop_last  # the last batch takes every cell left
+            global_batch = order[start:] if last else order[start : start + batch_size]
             yield self.take(global_batch[rank::world_size])
 
     def split(self, validation_fraction: float, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -233,3 +260,11 @@ class CellBatches:
         order = self.epoch_order(seed=seed, epoch=-1)
         n_val = int(round(self.n_cells * validation_fraction))
         return order[n_val:].sort().values, order[:n_val].sort().values
+
+
+def _count(n_cells: int, batch_size: int, drop_last: bool) -> int:
+    """Batches in one pass over `n_cells`: a one-cell tail is merged, not a batch of its own."""
+    full, tail = divmod(n_cells, batch_size)
+    if drop_last or (tail == 1 and full > 0):
+        return full
+    return full + (tail > 0)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from engine.data.errors import InputError
 from engine.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from engine.training.control import RunControl
 from engine.training.devices import autocast_for, canonical_device
@@ -103,7 +104,10 @@ class Trainer:
         if checkpoint_every is not None and (checkpoint_every < 1 or checkpoint_dir is None):
             raise ValueError("checkpoint_every needs a checkpoint_dir and must be at least 1")
         if early_stopping_patience is not None and validation_fraction <= 0:
-            raise ValueError("early stopping watches the validation loss: set validation_fraction > 0")
+            raise InputError(
+                "early_stopping_patience watches the validation loss, but validation_fraction is 0: "
+                "set validation_fraction above 0 (for example 0.1), or leave early stopping off"
+            )
         lr_factor(lr_schedule, 0, 1, lr_step_epochs, lr_gamma)  # rejects unknown schedules early
         self.controller = controller
         self.batches = batches
@@ -141,10 +145,17 @@ class Trainer:
         self._is_main = self._rank == 0
         self._train_index, self._val_index = self._split(train_cells, validation_fraction)
         n_train = self._train_index.shape[0]
+        n_chosen = n_train + (0 if self._val_index is None else self._val_index.shape[0])
+        self._check_enough_cells(n_train, n_chosen, validation_fraction)
         if self._world > 1 and batch_size < self._world:
-            raise ValueError(f"batch_size {batch_size} is smaller than the {self._world} ranks")
-        # A rank whose shard of the last global batch is empty could not take that step.
-        self._drop_last = 0 < n_train % batch_size < self._world
+            raise InputError(
+                f"batch_size {batch_size} is smaller than the {self._world} processes training together; "
+                f"set batch_size to at least {self._world}"
+            )
+        # A rank whose shard of the last global batch would be empty or a single cell could not
+        # take that step (BatchNorm needs two cells); on one process CellBatches merges a
+        # one-cell tail into the batch before it.
+        self._drop_last = self._world > 1 and 0 < n_train % batch_size < 2 * self._world
         self._batches_per_pass = batches.n_batches(batch_size, self._train_index, drop_last=self._drop_last)
         # With ticks, an epoch of the story is `tick_batches` batches of a continuing stream of
         # passes over the cells: progress, validation and checkpoints need not wait for a pass.
@@ -182,15 +193,35 @@ class Trainer:
         if fraction <= 0:
             return cells, None
         if not fraction < 1:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {fraction}")
+            raise InputError(
+                f"validation_fraction must be at least 0 and below 1 (a share of the cells), got {fraction}"
+            )
         order = self.batches.epoch_order(cells, seed=self.seed, epoch=-1)
-        n_val = int(round(order.shape[0] * fraction))
-        if not self._world <= n_val < order.shape[0]:
-            raise ValueError(
-                f"validation_fraction {fraction} of {order.shape[0]} cells leaves {n_val} validation "
-                f"cells; need at least {self._world} and at least one training cell"
+        n_cells = order.shape[0]
+        n_val = int(round(n_cells * fraction))
+        if n_val < self._world:
+            needed = f"{self._world} validation cells" if self._world > 1 else "one validation cell"
+            raise InputError(
+                f"validation_fraction {fraction} of {n_cells} cells keeps {n_val} for validation; "
+                f"to keep {needed}, raise it to {self._world / n_cells:.3g} or more, or set it to 0 "
+                "to train without validation"
             )
         return order[n_val:].sort().values, order[:n_val].sort().values
+
+    def _check_enough_cells(self, n_train: int, n_cells: int, fraction: float) -> None:
+        """BatchNorm and the batch statistics of the losses need two cells in every batch."""
+        needed = 2 * self._world
+        if n_train >= needed:
+            return
+        cells = "1 cell" if n_train == 1 else f"{n_train} cells"
+        processes = f" ({self._world} processes, 2 cells each)" if self._world > 1 else ""
+        if fraction > 0:
+            situation = (f"only {cells} of {n_cells} {'remains' if n_train == 1 else 'remain'} for training "
+                         f"(validation_fraction {fraction} "
+                         "keeps the others for validation); lower validation_fraction or load more cells")
+        else:
+            situation = f"there {'is' if n_train == 1 else 'are'} only {cells} to train on; load more cells"
+        raise InputError(f"training needs at least {needed} cells{processes}, but {situation}")
 
     def _steps_per_epoch(self, phase: Phase) -> int:
         n_batches = self.tick_batches or self._batches_per_pass

@@ -98,6 +98,23 @@ def test_every_cell_once_per_epoch(batch_size):
     assert len(batches[-1]) == N_CELLS - batch_size * (len(batches) - 1)
 
 
+@pytest.mark.parametrize("batch_size", [2, 4, 6, 12, 18, 36])
+def test_a_one_cell_tail_joins_the_batch_before_it(batch_size):
+    """37 cells leave one cell over at these sizes; BatchNorm cannot train on a batch of one."""
+    cells = CellBatches(_adata(_dense_counts()))
+    batches = _indices(cells.batches(batch_size, seed=1))
+    assert len(batches) == cells.n_batches(batch_size) == N_CELLS // batch_size
+    assert [len(b) for b in batches] == [batch_size] * (len(batches) - 1) + [batch_size + 1]
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(N_CELLS))
+    resumed = _indices(cells.batches(batch_size, seed=1, first_batch=len(batches) - 1))
+    np.testing.assert_array_equal(resumed[0], batches[-1])
+
+
+def test_one_cell_alone_is_still_one_batch():
+    cells = CellBatches(ad.AnnData(np.ones((1, 3), dtype=np.float32)))
+    assert [len(b) for b in _indices(cells.batches(8))] == [1] and cells.n_batches(8) == 1
+
+
 @pytest.mark.parametrize("batch_size", [1, 5, 10, 37, 64])
 def test_drop_last_keeps_only_full_batches_of_distinct_cells(batch_size):
     cells = CellBatches(_adata(_dense_counts()))
@@ -171,7 +188,8 @@ def test_subsets_by_mask_or_indices_cover_only_those_cells(as_tensor):
         subset = torch.as_tensor(subset) if as_tensor else subset
         got = np.concatenate(_indices(cells.batches(4, subset, seed=2)))
         np.testing.assert_array_equal(np.sort(got), expected)
-        assert cells.n_batches(4, subset) == -(-len(expected) // 4)
+        # 25 training cells make 6 batches: the one-cell tail joins the sixth
+        assert cells.n_batches(4, subset) == {25: 6, 12: 3, 4: 1}[len(expected)]
 
 
 def test_mask_of_wrong_length_is_refused():
@@ -248,13 +266,42 @@ def test_continuous_column_with_strings_is_an_input_error():
 
 
 def test_unknown_layer_is_an_input_error():
-    with pytest.raises(InputError, match="layer 'raw' is not in the data.*none"):
+    with pytest.raises(InputError, match="layer raw is not in the data; available layers: none"):
         CellBatches(_adata(_dense_counts()), layer="raw")
 
 
 def test_genes_missing_from_the_data_are_named():
-    with pytest.raises(InputError, match="genes not in var_names.*'CD3E'.*'MS4A1'"):
+    with pytest.raises(InputError, match="2 of the 3 genes in the gene list are not in the data: CD3E, MS4A1;"):
         CellBatches(_adata(_dense_counts()), genes=["g1", "CD3E", "MS4A1"])
+
+
+def test_an_empty_gene_list_says_so():
+    with pytest.raises(InputError, match="^the gene list is empty, so the model would have no input"):
+        CellBatches(_adata(_dense_counts()), genes=[])
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_non_finite_values_in_the_matrix_used_are_named(sparse):
+    x = _dense_counts()
+    adata = _adata(sp.csr_matrix(x) if sparse else x.copy())
+    counts = x.copy()
+    counts[6, 4] = np.nan
+    adata.layers["counts"] = sp.csr_matrix(counts) if sparse else counts
+    CellBatches(adata)  # X itself is finite
+    CellBatches(adata, layer="counts", genes=["g0", "g1"])  # so are the genes chosen
+    with pytest.raises(InputError) as err:
+        CellBatches(adata, layer="counts")
+    assert str(err.value) == (
+        "layer counts: cell cell6, feature g4 holds NaN (not a number); 1 value in 1 cell is not finite. "
+        "Remove or replace them (for example with 0) before building the model."
+    )
+
+
+def test_infinite_continuous_value_is_an_input_error():
+    adata = _adata(_dense_counts())
+    adata.obs.loc["cell8", "age"] = np.inf
+    with pytest.raises(InputError, match="column age holds an infinite value in 1 cell \\(first: cell cell8\\)"):
+        CellBatches(adata, continuous=["age"])
 
 
 @pytest.mark.parametrize("sparse", [False, True])

@@ -122,3 +122,40 @@ def test_cell_type_head_generalises_to_unlabelled_cells(pbmc):
     guided = _knn_accuracy(model.latent("cell_type"), truth, held_out)
     pca = _knn_accuracy(adata.obsm["X_pca"], truth, held_out)
     assert guided > pca
+
+
+BATCHNORM = dict(SMALL, norm="batch", dropout=0.0)
+
+
+@pytest.mark.parametrize(("n_cells", "batch_size"), [(257, 256), (700, 699), (700, 233)])
+def test_a_one_cell_last_batch_trains(n_cells, batch_size):
+    """n % batch_size == 1 left a batch of one cell, on which BatchNorm cannot train."""
+    adata = _adata(n=n_cells, genes=12)
+    model = engine.GuidedModel(adata, phenotypes={"cell_type": {}}, device="cpu", **BATCHNORM)
+    run = model.train(max_epochs=2, batch_size=batch_size, progress=False)
+    assert run.state == "finished" and run.steps == 2 * (n_cells // batch_size)
+    assert sum(e.data["cells"] for e in run.events.snapshot() if e.kind == "step") == 2 * n_cells
+
+
+def test_a_single_training_cell_is_refused_clearly():
+    model = engine.GuidedModel(_adata(n=1, genes=12), device="cpu", **BATCHNORM)
+    with pytest.raises(engine.InputError) as caught:
+        model.train(max_epochs=1, progress=False)
+    assert str(caught.value) == "training needs at least 2 cells, but there is only 1 cell to train on; load more cells"
+    model = engine.GuidedModel(_adata(n=4, genes=12), device="cpu", **BATCHNORM)
+    with pytest.raises(engine.InputError) as caught:
+        model.train(max_epochs=1, validation_fraction=0.75, progress=False)
+    assert str(caught.value) == (
+        "training needs at least 2 cells, but only 1 cell of 4 remains for training (validation_fraction 0.75 "
+        "keeps the others for validation); lower validation_fraction or load more cells"
+    )
+
+
+def test_a_validation_fraction_that_keeps_no_cell_names_the_setting():
+    model = engine.GuidedModel(_adata(n=120), device="cpu", **SMALL)
+    with pytest.raises(engine.InputError) as caught:
+        model.train(max_epochs=1, validation_fraction=0.001, progress=False)
+    assert str(caught.value) == (
+        "validation_fraction 0.001 of 120 cells keeps 0 for validation; to keep one validation cell, "
+        "raise it to 0.00833 or more, or set it to 0 to train without validation"
+    )

@@ -264,3 +264,16 @@ def test_ticks_cut_a_stream_of_passes_into_epochs():
     assert run.steps == 12 and run.epochs == 4
     stream = [b["index"] for p in range(3) for b in cells.batches(16, seed=0, epoch=p)]
     assert all(torch.equal(seen, expected) for seen, expected in zip(visited, stream[:12]))
+
+
+def test_a_one_cell_tail_joins_the_last_batch_of_every_pass_and_tick():
+    """33 cells at batch 16 are two batches (16 + 17) per pass, in whole passes and in ticks."""
+    cells, controller = _toy(n_cells=33)
+    sizes = []
+    train = controller.train
+    controller.train = lambda batch, **task: sizes.append(batch["index"].shape[0]) or train(batch, **task)
+    run = Trainer(controller, cells, max_epochs=3, batch_size=16, progress=False).run()
+    assert run.steps == 6 and sizes == [16, 17] * 3
+    sizes.clear()
+    run = Trainer(controller, cells, max_epochs=2, batch_size=16, tick_batches=3, progress=False).run()
+    assert run.steps == 6 and sizes == [16, 17] * 3
