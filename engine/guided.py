@@ -130,12 +130,29 @@ class GuidedModel:
         return config.model_copy(update={"signatures": signatures})
 
     def _check_columns(self, adata: AnnData) -> None:
+        """Each active phenotype's column exists, has values, and (if categorical) two classes."""
         for name, spec in self.config.active_phenotypes.items():
             column = spec.column or name
+            reads = f"column {column}" if column == name else f"phenotype {name} reads column {column}, which"
             if column not in adata.obs.columns:
                 raise InputError(
-                    f"phenotype {name!r} reads obs column {column!r}, which the data does not have; "
-                    f"available columns: {list(adata.obs.columns)}"
+                    f"{reads} is not in the cell annotations; available columns: "
+                    f"{', '.join(map(str, adata.obs.columns)) or 'none'}. Pick one of those or switch the phenotype off."
+                )
+            values = adata.obs[column]
+            if not values.notna().any():
+                raise InputError(
+                    f"{reads} has no value in any of the {adata.n_obs:,} cells (all empty), so there is "
+                    "nothing to learn from it; fill it in, pick another column or switch the phenotype off"
+                )
+            if spec.kind == "categorical" and values.nunique(dropna=True) == 1:
+                goal = {"learn": "learn", "remove": "remove", "neutralize": "read out"}[spec.role]
+                warnings.warn(
+                    f"{reads} holds one class ({values.dropna().iloc[0]}) in every cell that has a value, so "
+                    f"there is nothing to {goal} and phenotype {name} will not change the model; switch it "
+                    "off, or use a column with at least two classes",
+                    UserWarning,
+                    stacklevel=3,
                 )
 
     def _categories(self, phenotype: str) -> list[str]:

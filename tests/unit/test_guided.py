@@ -64,7 +64,7 @@ def test_exclude_from_input_drops_signature_genes():
 
 def test_knowledge_errors_name_the_problem(tmp_path):
     adata = _adata()
-    with pytest.raises(engine.InputError, match=r"obs column 'tissue'.*cell_type"):
+    with pytest.raises(engine.InputError, match=r"column tissue is not in the cell annotations; available columns: cell_type, score"):
         engine.GuidedModel(adata, phenotypes={"tissue": {}}, **SMALL)
     with pytest.raises(engine.InputError, match=r"signature 'cycle': none of its 2 genes"):
         engine.GuidedModel(adata, signatures={"cycle": ["MKI67", "TOP2A"]}, **SMALL)
@@ -159,3 +159,45 @@ def test_a_validation_fraction_that_keeps_no_cell_names_the_setting():
         "validation_fraction 0.001 of 120 cells keeps 0 for validation; to keep one validation cell, "
         "raise it to 0.00833 or more, or set it to 0 to train without validation"
     )
+
+
+def test_an_empty_phenotype_column_is_refused_naming_it():
+    adata = _adata()
+    adata.obs["empty_type"] = pd.Categorical([None] * adata.n_obs, categories=["T", "B"])
+    adata.obs["empty_score"] = np.nan
+    with pytest.raises(engine.InputError) as caught:
+        engine.GuidedModel(adata, phenotypes={"kind": {"column": "empty_type"}}, device="cpu", **SMALL)
+    assert str(caught.value) == (
+        "phenotype kind reads column empty_type, which has no value in any of the 120 cells (all empty), so "
+        "there is nothing to learn from it; fill it in, pick another column or switch the phenotype off"
+    )
+    with pytest.raises(engine.InputError, match="^column empty_score has no value in any of the 120 cells"):
+        engine.GuidedModel(adata, phenotypes={"empty_score": {"kind": "continuous"}}, device="cpu", **SMALL)
+
+
+@pytest.mark.parametrize(("role", "goal"), [("learn", "learn"), ("remove", "remove")])
+def test_a_single_class_phenotype_warns_in_plain_words(role, goal):
+    adata = _adata()
+    adata.obs["batch"] = pd.Categorical(["run1"] * adata.n_obs, categories=["run1", "run2"])
+    adata.obs.loc["c3", "batch"] = None
+    with pytest.warns(UserWarning) as caught:
+        model = engine.GuidedModel(adata, phenotypes={"batch": {"role": role}}, device="cpu", **SMALL)
+    assert [str(w.message) for w in caught] == [
+        f"column batch holds one class (run1) in every cell that has a value, so there is nothing to {goal} and "
+        "phenotype batch will not change the model; switch it off, or use a column with at least two classes"
+    ]
+    assert model.train(max_epochs=1, progress=False).state == "finished"
+
+
+def test_an_empty_gene_list_is_named_as_the_cause():
+    with pytest.raises(engine.InputError, match="^the gene list is empty"):
+        engine.GuidedModel(_adata(), genes=[], device="cpu", **SMALL)
+
+
+def test_non_finite_values_in_the_layer_the_model_uses_are_named():
+    adata = _adata()
+    adata.layers["counts"] = adata.X.copy()
+    adata.layers["counts"][7, 3] = np.inf
+    engine.GuidedModel(adata, device="cpu", **SMALL)
+    with pytest.raises(engine.InputError, match="^layer counts: cell c7, feature G3 holds an infinite value"):
+        engine.GuidedModel(adata, layer="counts", device="cpu", **SMALL)
