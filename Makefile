@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Serves this computer only (app/access.py refuses others however the studio is started). To serve
+# others, the owner sets HANAMI_ALLOW_REMOTE=1 and a login, e.g. `HANAMI_ALLOW_REMOTE=1 .venv/bin/panel
+# serve app --address 0.0.0.0 --basic-auth PASSWORD --cookie-secret SECRET --allow-websocket-origin=HOST:PORT`.
 run: install
 	$(VENV)/bin/panel serve app --address localhost --port $${PORT:-5006} --allow-websocket-origin=localhost:$${PORT:-5006}
 

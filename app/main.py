@@ -1,7 +1,15 @@
-"""What `panel serve app` runs, once per browser session: a fresh studio on the demo data."""
+"""What `panel serve app` runs, once per browser session: a fresh studio on the demo data.
+
+A client the access rule refuses (app/access.py) gets only the refusal text, never a studio.
+"""
 import panel as pn
 
+from app.access import REFUSAL, session_refused
+from app.escape import markdown_text
 from app.studio import Studio
 
 pn.extension("tabulator", "filedropper", notifications=True)
-Studio().page().servable()
+if session_refused(pn.state.curdoc):
+    pn.pane.Markdown(markdown_text(REFUSAL), css_classes=["hanami-refusal"]).servable()
+else:
+    Studio().page().servable()

@@ -7,7 +7,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,24 +22,26 @@ def free_port() -> int:
 
 
 @contextmanager
-def panel_served(target: str | Path, url_path: str, env: dict[str, str] | None = None) -> Iterator[str]:
+def panel_served(target: str | Path, url_path: str, env: dict[str, str] | None = None, *,
+                 bare: bool = False, args: Sequence[str] = ()) -> Iterator[str]:
     """`panel serve TARGET` on a free localhost port, from the repo root; yields the app's URL."""
-    with panel_server(target, url_path, env) as (url, _server):
+    with panel_server(target, url_path, env, bare=bare, args=args) as (url, _server):
         yield url
 
 
 @contextmanager
-def panel_server(target: str | Path, url_path: str,
-                 env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+def panel_server(target: str | Path, url_path: str, env: dict[str, str] | None = None, *,
+                 bare: bool = False, args: Sequence[str] = ()) -> Iterator[tuple[str, subprocess.Popen]]:
     """As `panel_served`, also yielding the server process (a bench reads its CPU time).
 
+    `bare=True` leaves out --address and --allow-websocket-origin, as a user typing the README's
+    `panel serve app` does (the server then listens on every interface); `args` are added as given.
     Raises RuntimeError with the server's own output if it does not answer HTTP 200 in time.
     """
     port = free_port()
-    command = [
-        sys.executable, "-m", "panel", "serve", str(target),
-        "--address", "localhost", "--port", str(port), f"--allow-websocket-origin=localhost:{port}",
-    ]
+    command = [sys.executable, "-m", "panel", "serve", str(target), "--port", str(port), *args]
+    if not bare:
+        command += ["--address", "localhost", f"--allow-websocket-origin=localhost:{port}"]
     url = f"http://localhost:{port}/{url_path}"
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     with tempfile.TemporaryFile() as log:
