@@ -154,6 +154,13 @@ class EventLog:
         self._archive_ordinal = [self._archive_ordinal[i] for i in keep]
         self._archived_steps = sum(1 for ordinal in self._archive_ordinal if ordinal >= 0)
 
+    def continue_from(self, seq: int) -> None:
+        """Number the first event `seq`: a resumed run carries on the stream of the run it resumes."""
+        with self._changed:
+            if self._next_seq:
+                raise RuntimeError("continue_from() renumbers an empty log only")
+            self._next_seq = int(seq)
+
     # -- reading ---------------------------------------------------------------------------
     def events_since(self, cursor: int = 0) -> tuple[list[Event], int]:
         """Events with seq >= cursor that are still held, and the cursor for the next call."""

@@ -39,6 +39,32 @@ def write_jsonl(events: EventLog, path: str | os.PathLike, cursor: int = 0) -> i
     return cursor
 
 
+def keep_events_until(path: str | os.PathLike, last_seq: int) -> int:
+    """Cut an event file back to its events up to seq `last_seq`; returns how many remain.
+
+    What follows them (a killed run's steps after its checkpoint, a half-written last line, the
+    end of a stopped run) is what the resumed run does again, so it would appear twice.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = []
+    for line in lines:
+        try:
+            seq = json.loads(line)["seq"]
+        except (ValueError, KeyError, TypeError):
+            break
+        if not line.endswith("\n") or seq > last_seq:
+            break
+        kept.append(line)
+    if len(kept) < len(lines):
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text("".join(kept), encoding="utf-8")
+        os.replace(temporary, path)
+    return len(kept)
+
+
 class JsonlFollower:
     """A thread that appends new events to a file every `interval` seconds (one open per batch of
     events, not per event), until `close()` drains the rest and stops it."""

@@ -26,14 +26,20 @@ import numpy as np
 import torch
 
 from engine.data.errors import InputError
-from engine.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from engine.training.checkpoint import (
+    check_model_fits,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from engine.training.control import RunControl
 from engine.training.devices import autocast_for, canonical_device
 from engine.training.distributed import DistributedContext
 from engine.training.early_stopping import EarlyStopping
 from engine.training.events import EventLog
 from engine.training.guard import WeightSnapshot
-from engine.training.jsonl import JsonlFollower
+from engine.training.jsonl import JsonlFollower, keep_events_until
 from engine.training.lr import LrSchedule, apply_lr, lr_factor
 from engine.training.progress import ProgressBar, progress_enabled
 from engine.training.result import TrainingRun
@@ -43,6 +49,8 @@ from engine.training.window import LossWindow, Readout
 if TYPE_CHECKING:  # the controllers import engine.training (schedules), so only for annotations
     from engine.controllers.base import Controller
     from engine.data.batches import CellBatches
+
+LAST_CHECKPOINT = "last.pt"
 
 
 @dataclass(frozen=True)
@@ -170,6 +178,7 @@ class Trainer:
         self._bar: ProgressBar | None = None
         self._last_checkpoint: Path | None = None
         self._checkpoint_at: tuple | None = None  # the position the last checkpoint holds
+        self._loaded_events_seq: int | None = None  # the seq of the resumed checkpoint's event
 
     # -- public control ----------------------------------------------------------------------
     def stop(self) -> None:
@@ -249,6 +258,7 @@ class Trainer:
     def _start(self, resume_from) -> None:
         if resume_from is not None:
             self._load(resume_from)
+            self._continue_events(self._loaded_events_seq)
         elif self._position == _Position():  # a fresh start; a second run() continues in place
             torch.manual_seed(self.seed)
             np.random.seed(self.seed)
@@ -271,9 +281,11 @@ class Trainer:
         if self._state in ("running", "paused"):
             raise RuntimeError("this trainer is already running")
         self._state = "running"
-        follower = JsonlFollower(self.events, self.jsonl).start() if self.jsonl and self._is_main else None
+        follower = None
         try:
             self._start(resume_from)
+            if self.jsonl and self._is_main:  # after _start: a resume first cuts the file back
+                follower = JsonlFollower(self.events, self.jsonl).start()
             outcome = self._loop(resume_from)
             if outcome == "stopped" and self._flush() == "failed":
                 outcome = "failed"
@@ -333,6 +345,9 @@ class Trainer:
                 return outcome
             if position.epoch == first_epoch + phase.epochs:
                 self._emit("phase_end", {"index": index}, epoch=position.epoch - 1)
+            # After the epoch's last event, so a run resumed from here repeats none of them.
+            if self.checkpoint_every and position.epoch % self.checkpoint_every == 0:
+                self._write_checkpoint()
         return "finished"
 
     def _train_epoch(self, phase: Phase) -> str | None:
@@ -474,8 +489,6 @@ class Trainer:
                     epoch=epoch,
                 )
                 return "early_stopped"
-        if self.checkpoint_every and position.epoch % self.checkpoint_every == 0:
-            self._write_checkpoint()
         return None
 
     @torch.no_grad()
@@ -518,6 +531,8 @@ class Trainer:
                 "early_stopping": self.early_stopping.state_dict() if self.early_stopping else None,
             },
             "rng": rng_state(),
+            # The seq the checkpoint's own event gets: a resume keeps the events up to it.
+            "events": {"seq": self.events.next_seq},
         }
 
     def save_checkpoint(self, path: str | Path) -> Path:
@@ -532,7 +547,7 @@ class Trainer:
 
     def _write_checkpoint(self) -> None:
         if self.checkpoint_dir is not None:
-            self.save_checkpoint(self.checkpoint_dir / "last.pt")
+            self.save_checkpoint(self.checkpoint_dir / LAST_CHECKPOINT)
 
     def _load(self, path: str | Path) -> None:
         state = load_checkpoint(path, map_location=self.device)
@@ -541,6 +556,7 @@ class Trainer:
         changed = sorted(k for k in state["config"].keys() | config.keys() if state["config"].get(k) != config.get(k))
         if changed:
             warnings.warn(f"resuming {path} with a changed controller config: {', '.join(changed)}", stacklevel=4)
+        check_model_fits(path, state["controller"].get("model", {}), self.controller.model.state_dict())
         self.controller.load_state_dict(state["controller"])
         trainer = state["trainer"]
         self._position = _Position(trainer["epoch"], trainer["batch"], trainer["task"], trainer["step"])
@@ -548,6 +564,20 @@ class Trainer:
         if self.early_stopping is not None and trainer["early_stopping"] is not None:
             self.early_stopping.load_state_dict(trainer["early_stopping"])
         set_rng_state(state["rng"])
+        self._loaded_events_seq = state.get("events", {}).get("seq")
+        last = self.checkpoint_dir / LAST_CHECKPOINT if self.checkpoint_dir is not None else None
+        if last is not None and Path(path).resolve() == last.resolve():
+            self._checkpoint_at = astuple(self._position)  # resumed in place: that file is current
+            self._last_checkpoint = last
+
+    def _continue_events(self, checkpoint_seq: int | None) -> None:
+        """One event stream across resumes: the JSONL file keeps what happened up to the checkpoint
+        (the resumed run redoes the rest) and the new events number on from there."""
+        if checkpoint_seq is None or not self.jsonl or not self._is_main:
+            return  # a checkpoint from before events were counted: append as before
+        keep_events_until(self.jsonl, checkpoint_seq)
+        if self.events.next_seq == 0:
+            self.events.continue_from(checkpoint_seq + 1)
 
     def _finish(self, outcome: str) -> None:
         """Final checkpoint (if a folder was given) and the run's terminal event."""
