@@ -15,8 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
+from engine.config.files import read_settings
 from engine.data import preprocess
 from engine.data.errors import InputError
 from engine.data.read import read
@@ -58,10 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _family(config_path: Path) -> str:
     """The model family a config file names (its `family` field)."""
-    if not config_path.is_file():
-        raise InputError(f"{config_path}: configuration file not found")
-    data = yaml.safe_load(config_path.read_text())  # JSON is YAML too
-    family = (data or {}).get("family", "guided") if isinstance(data, dict) else None
+    family = read_settings(config_path).get("family", "guided")
     if family not in FAMILIES:
         raise InputError(f"{config_path}: unknown model family {family}; known: {', '.join(sorted(FAMILIES))}")
     return family

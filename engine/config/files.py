@@ -31,19 +31,30 @@ def validate_config(cls: type[ConfigT], data: dict, source: str = "configuration
         raise InputError(describe_validation_error(error, source)) from None
 
 
-def load_config(cls: type[ConfigT], path: str | Path) -> ConfigT:
-    """A configuration from a .yaml/.yml/.json file."""
+def read_settings(path: str | Path) -> dict:
+    """The top-level mapping of a .yaml/.yml/.json file; parse errors name the line."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: configuration file not found")
     text = path.read_text()
+    kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise InputError(f"{path}: not valid {path.suffix.lstrip('.').upper()}: {error}") from None
+        data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}: not valid JSON at line {error.lineno}, column {error.colno} ({error.msg}); fix that line") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise InputError(f"{path}: not valid YAML{where} ({problem}); fix that line") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a mapping of settings at the top level")
-    return validate_config(cls, data, str(path))
+    return data
+
+
+def load_config(cls: type[ConfigT], path: str | Path) -> ConfigT:
+    """A configuration from a .yaml/.yml/.json file."""
+    return validate_config(cls, read_settings(path), str(Path(path)))
 
 
 def save_config(config: BaseModel, path: str | Path) -> None:

@@ -10,16 +10,30 @@ import warnings
 
 import torch
 
+from engine.data.errors import InputError
+
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """"auto" (or None) picks CUDA, then MPS, then the CPU; anything else is taken as given."""
+    """"auto" (or None) picks CUDA, then MPS, then the CPU; anything else is taken as given,
+    once it names a device this machine has (a typo or a missing GPU is the user's to fix)."""
     if device is None or device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise InputError(f"device {device} is not a device name; use auto, cpu, cuda, cuda:1 (a GPU by number) or mps") from None
+    available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}.get(chosen.type)
+    if available is not None and not available():
+        raise InputError(f"device {device}: this machine has no {chosen.type.upper()} GPU that PyTorch can use; use auto or cpu")
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise InputError(
+            f"device {device}: this machine has {torch.cuda.device_count()} CUDA GPUs, numbered from 0; pick one of those"
+        )
+    return chosen
 
 
 def canonical_device(device: str | torch.device) -> torch.device:

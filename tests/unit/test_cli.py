@@ -261,3 +261,22 @@ def test_a_failed_run_says_why_and_writes_no_results(inputs, capsys, monkeypatch
         "and stopped. No model or results were written; a lower lr or clip_grad_norm often helps."
     )
     assert not (inputs / "out" / "model").exists() and not (inputs / "out" / "cells.h5ad").exists()
+
+
+def test_a_config_that_is_not_yaml_names_the_line(inputs, capsys):
+    (inputs / "broken.yaml").write_text("family: guided\n  training: [\n")
+    assert _train(inputs, config="broken.yaml") == 2
+    assert _error(capsys) == (
+        f"error: {inputs}/broken.yaml: not valid YAML at line 2, column 11 (mapping values are not allowed here); "
+        "fix that line"
+    )
+
+
+def test_a_device_that_is_not_there_is_an_error_line(inputs, capsys):
+    from engine.cli import main
+
+    args = ["train", str(inputs / "config.yaml"), "--data", str(inputs / "cells.h5ad"), "--out", str(inputs / "out")]
+    assert main([*args, "--device", "banana"]) == 2
+    assert _error(capsys) == "error: device banana is not a device name; use auto, cpu, cuda, cuda:1 (a GPU by number) or mps"
+    assert main([*args, "--device", "cuda:64"]) == 2
+    assert _error(capsys).startswith("error: device cuda:64: this machine has ")
