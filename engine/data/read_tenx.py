@@ -4,6 +4,7 @@ Gene expression goes to X (sparse float32). Other feature types in the same file
 CITE-seq, CRISPR guides) would distort RNA normalisation, so they go to `obsm` as cells x features
 DataFrames: 'Antibody Capture' to `obsm['protein']`, any other type to its lower-case snake name.
 """
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -30,11 +31,16 @@ def read_tenx_h5(path: Path) -> AnnData:
     return split_feature_types(adata)
 
 
-def read_tenx_dir(path: Path) -> AnnData:
-    """Read a 10x folder; names come from the gene symbols, ids stay in `var['gene_ids']`."""
-    matrix_file = _find(path, "matrix.mtx")
-    features_file = _find(path, "features.tsv", "genes.tsv")
-    barcodes_file = _find(path, "barcodes.tsv")
+def read_tenx_dir(path: Path, confine: Callable[[Path], Path] | None = None) -> AnnData:
+    """Read a 10x folder; names come from the gene symbols, ids stay in `var['gene_ids']`.
+
+    `confine` vets each member file and returns the path to open (engine.read passes its data-folder
+    check), since a member may be a link to a file anywhere.
+    """
+    vet = confine or (lambda member: member)
+    matrix_file = vet(_find(path, "matrix.mtx"))
+    features_file = vet(_find(path, "features.tsv", "genes.tsv"))
+    barcodes_file = vet(_find(path, "barcodes.tsv"))
     try:
         matrix = sp.csr_matrix(scipy.io.mmread(matrix_file).T, dtype="float32")
         features = pd.read_csv(features_file, sep="\t", header=None, dtype=str, keep_default_na=False)
