@@ -18,9 +18,9 @@ BYTES_PER_MB = 1_000_000  # decimal megabytes, as the browser's upload widget co
 
 @dataclass(frozen=True)
 class Settings:
-    """The folder the server-side file picker is confined to, and the upload limit in megabytes."""
+    """The folder the server-side file picker is confined to (None: no picker), and the upload limit in MB."""
 
-    data_root: Path
+    data_root: Path | None
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
 
     @property
@@ -51,11 +51,15 @@ def _max_upload_mb(raw: str | None) -> float:
     return value
 
 
-def _data_root(raw: str | None) -> Path:
-    """The given folder, else ./data when it exists, else the home folder; symlinks resolved."""
+def _data_root(raw: str | None) -> Path | None:
+    """The given folder, else ./data when it exists, else None (no picker); symlinks resolved.
+
+    Never a broader default such as the home folder: whatever the picker shows, any browser that
+    opens the studio may read.
+    """
     if raw is None or not raw.strip():
         local = Path.cwd() / "data"
-        return (local if local.is_dir() else Path.home()).resolve()
+        return local.resolve() if local.is_dir() else None
     root = Path(raw).expanduser().resolve()
     if not root.is_dir():
         raise ValueError(

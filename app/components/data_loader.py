@@ -2,7 +2,8 @@
 
 Every way in ends in ``engine.read``, so one code path validates every file, and every action
 either replaces the session's cells with ``state.load`` or leaves them exactly as they were and
-says why in the page.
+says why in the page. The message always says what is loaded afterwards, even when a view that
+follows the cells failed while showing new ones.
 """
 from __future__ import annotations
 
@@ -17,12 +18,20 @@ from anndata import AnnData
 
 import engine
 from app.components.data_summary import DataSummary
+from app.components.server_picker import ServerPicker
 from app.demo import DEMO_TITLE, load_demo
+from app.escape import markdown_text
 from app.settings import BYTES_PER_MB, DATA_ROOT_VAR, MAX_UPLOAD_VAR, Settings
 from app.state import StudioState
+from app.uploads import stored_name
+from engine.data.read import confined
 from engine.data.read_table import SEPARATORS
 
 TABLE_SUFFIXES = tuple(SEPARATORS) + tuple(f"{suffix}.gz" for suffix in SEPARATORS)
+PICKER_OFF = (
+    f"The server file picker is off. To pick files on this server, set {DATA_ROOT_VAR} to the folder "
+    "holding the data files (or make a folder named data where the studio is started), then restart the studio."
+)
 PREPROCESSING = {
     "none": "none",
     "RNA counts: normalise, log1p, HVG": "rna",
@@ -52,9 +61,7 @@ class DataLoader(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         self._dropper.param.watch(self._on_upload, "value")
-        self._picker = pn.widgets.FileSelector(
-            directory=str(settings.data_root), root_directory=str(settings.data_root), sizing_mode="stretch_width"
-        )
+        self._picker = None if settings.data_root is None else ServerPicker(settings.data_root)
         self._load_picked = pn.widgets.Button(label="Load selected file", color="primary")
         self._load_picked.on_click(lambda _: self._on_pick())
         self._demo = pn.widgets.Button(label="Load built-in demo")
@@ -74,34 +81,42 @@ class DataLoader(pn.viewable.Viewer):
     def load_bytes(self, filename: str, data: bytes, transpose: bool = False) -> bool:
         """Read uploaded bytes as the file they came from; the server checks the size limit too."""
         if len(data) > self.settings.max_upload_bytes:
+            root = self.settings.data_root
+            elsewhere = "" if root is None else f", or put the file under the server's data folder ({root}) and pick it there"
             self._show(
                 f"{filename} is {_megabytes(len(data))} MB, over the upload limit of "
-                f"{self.settings.max_upload_mb:g} MB. Ask the administrator to raise {MAX_UPLOAD_VAR}, "
-                f"or put the file under the server's data folder ({self.settings.data_root}) and pick it there.",
+                f"{self.settings.max_upload_mb:g} MB. Ask the administrator to raise {MAX_UPLOAD_VAR}{elsewhere}.",
                 "danger",
             )
             return False
         with tempfile.TemporaryDirectory(prefix="hanami-upload-") as folder:
-            # only the suffixes travel, so a browser-given name cannot point anywhere else
-            path = Path(folder) / ("upload" + "".join(Path(filename).suffixes))
-            path.write_bytes(data)
+            path = Path(folder) / stored_name(filename)
+            try:
+                path.write_bytes(data)
+            except OSError as err:
+                self._show(f"{filename} could not be stored on the server to be read ({err.strerror}); "
+                           f"{self._kept()} Ask the administrator to free disk space.", "danger")
+                return False
             return self._read_into_state(
                 lambda: engine.read(path, transpose=transpose), filename, hide=(str(path), filename)
             )
 
     def load_path(self, path: str | Path, transpose: bool = False) -> bool:
-        """Read a file or 10x folder on the server, refusing anything outside the data root."""
-        root = self.settings.data_root.resolve()
-        target = (root / path).resolve()  # an absolute `path` replaces root; `..` and symlinks are resolved
-        if not target.is_relative_to(root):
-            self._show(
-                f"{path} is outside the data folder {root}; only files under it can be loaded from the "
-                f"server. Ask the administrator to set {DATA_ROOT_VAR} to serve another folder.",
-                "danger",
-            )
+        """Read a file or 10x folder on the server, refusing anything outside the data root.
+
+        The root is checked by real paths for the path and, in engine.read, for every file read.
+        """
+        root = self.settings.data_root
+        if root is None:
+            self._show(PICKER_OFF, "danger")
             return False
-        name = str(target.relative_to(root))
-        return self._read_into_state(lambda: engine.read(target, transpose=transpose), name)
+        try:
+            target = confined(root / path, root)  # an absolute `path` replaces root; `..` and links are followed
+        except engine.InputError as err:
+            self._show(f"{err} Ask the administrator to set {DATA_ROOT_VAR} to serve another folder.", "danger")
+            return False
+        name = str(target.relative_to(root.resolve()))
+        return self._read_into_state(lambda: engine.read(target, transpose=transpose, root=root), name)
 
     def load_demo(self) -> bool:
         return self._read_into_state(load_demo, DEMO_TITLE)
@@ -134,7 +149,7 @@ class DataLoader(pn.viewable.Viewer):
             self.load_bytes(filename, data, transpose=self._transpose.value and _is_table(filename))
 
     def _on_pick(self) -> None:
-        picked = self._picker.value
+        picked = self._picker.selected
         if len(picked) != 1:
             self._show(f"Select one file or 10x folder in the file browser ({len(picked)} selected).", "danger")
             return
@@ -154,32 +169,44 @@ class DataLoader(pn.viewable.Viewer):
     # -- helpers -----------------------------------------------------------------------------
     def _read_into_state(self, make: Callable[[], AnnData], name: str, *, hide: tuple[str, str] | None = None,
                          failure: str = "") -> bool:
-        """Run `make`; load its result as `name`, or show why it failed and keep the current cells.
+        """Run `make`; load its result as `name`, or show why it failed and what is loaded now.
 
         `hide` replaces a temporary path in messages with the name the user knows the file by;
         `failure` says which action failed. Warnings meant for the user (plain UserWarning, as
-        the engine raises them) are shown with the success message.
+        the engine raises them) are shown with the success message. A view that fails while
+        following `state.load` leaves the new cells loaded, and the message says so.
         """
+        cells, dataset = self.state.adata, self.state.dataset
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             try:
                 adata = make()
-            except Exception as err:  # the page's boundary: any failure is reported, nothing is replaced
+                self.state.load(adata, name)
+            except Exception as err:  # the page's boundary: any failure is reported with what is loaded now
                 reason = str(err) if isinstance(err, engine.InputError) else f"{name}: {type(err).__name__}: {err}"
-                kept = f" {self.state.dataset} is still loaded, unchanged." if self.state.adata is not None else ""
-                text = failure + (reason.replace(*hide) if hide else reason) + kept
-                self._show(text, "danger")
+                reason = failure + (reason.replace(*hide) if hide else reason)
+                if self.state.adata is cells and self.state.dataset == dataset:
+                    self._show(f"{reason} {self._kept()}".strip(), "danger")
+                else:
+                    self._show(f"{self._loaded()}, but the page could not show them fully: {reason} "
+                               "Some views may lag behind; load the cells again to redraw them.", "danger")
                 return False
-        self.state.load(adata, name)
         notes = [str(w.message) for w in caught if w.category is UserWarning]
-        summary = f"Loaded {name}: {adata.n_obs:,} cells x {adata.n_vars:,} features."
-        self._show(" ".join([summary, *notes]), "warning" if notes else "success")
+        self._show(" ".join([f"{self._loaded()}.", *notes]), "warning" if notes else "success")
         return True
 
+    def _loaded(self) -> str:
+        adata = self.state.adata
+        return f"Loaded {self.state.dataset}: {adata.n_obs:,} cells x {adata.n_vars:,} features"
+
+    def _kept(self) -> str:
+        return f"{self.state.dataset} is still loaded, unchanged." if self.state.adata is not None else ""
+
     def _show(self, text: str, level: str) -> None:
+        """Show `text` as plain text: file, column and gene names in it are the user's, never markup."""
         self.error = level == "danger"
         self.message = text
-        self._alert.param.update(object=text, alert_type=level, visible=bool(text))
+        self._alert.param.update(object=markdown_text(text), alert_type=level, visible=bool(text))
 
     def __panel__(self):
         upload = pn.Column(
@@ -194,12 +221,12 @@ class DataLoader(pn.viewable.Viewer):
             self._demo,
             sizing_mode="stretch_width",
         )
-        server = pn.Column(
-            f"#### Or pick a file on the server\n\nunder `{self.settings.data_root}`",
-            self._picker,
-            self._load_picked,
-            sizing_mode="stretch_width",
-        )
+        if self._picker is None:
+            picker = [pn.pane.Markdown(markdown_text(PICKER_OFF), styles={"color": "#666"})]
+        else:
+            picker = [pn.pane.Markdown(f"under {markdown_text(self.settings.data_root)}"), self._picker,
+                      self._load_picked]
+        server = pn.Column("#### Or pick a file on the server", *picker, sizing_mode="stretch_width")
         preprocessing = pn.Column(
             "#### Preprocess the loaded cells",
             self._kind,

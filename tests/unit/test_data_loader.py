@@ -1,13 +1,11 @@
 """DataLoader without a browser: every way in, every refusal, and the session kept on failure."""
-from pathlib import Path
-
 import anndata as ad
 import numpy as np
 import pandas as pd
 import panel as pn
 import pytest
 
-from app.components.data_loader import DataLoader
+from app.components.data_loader import PICKER_OFF, DataLoader
 from app.demo import DEMO_TITLE
 from app.settings import DATA_ROOT_VAR, MAX_UPLOAD_VAR, Settings
 from app.state import StudioState
@@ -167,7 +165,7 @@ def test_summary_counts_a_category_from_the_start(loader, tmp_path):
 def test_settings_from_env(tmp_path, monkeypatch):
     assert Settings.from_env({DATA_ROOT_VAR: str(tmp_path), MAX_UPLOAD_VAR: "20"}) == Settings(tmp_path.resolve(), 20.0)
     monkeypatch.chdir(tmp_path)
-    assert Settings.from_env({}).data_root == Path.home().resolve()
+    assert Settings.from_env({}).data_root is None  # never the home folder: no picker until one is set
     (tmp_path / "data").mkdir()
     assert Settings.from_env({}) == Settings((tmp_path / "data").resolve(), 500.0)
     for bad in ({MAX_UPLOAD_VAR: "lots"}, {MAX_UPLOAD_VAR: "-1"}, {DATA_ROOT_VAR: str(tmp_path / "absent")}):
@@ -177,3 +175,51 @@ def test_settings_from_env(tmp_path, monkeypatch):
 
 def test_the_page_renders(loader):
     assert pn.panel(loader).get_root() is not None
+
+
+def test_without_a_data_root_the_picker_is_off_and_says_how_to_turn_it_on(tmp_path):
+    loader = DataLoader(StudioState(), Settings(data_root=None))
+    assert loader._picker is None and DATA_ROOT_VAR in PICKER_OFF
+    assert not loader.load_path(tmp_path / "cells.h5ad") and loader.message == PICKER_OFF
+    assert loader.load_bytes("big.h5ad", b"\0" * 10) is False and "data folder" not in loader.message
+    assert pn.panel(loader).get_root() is not None
+
+
+@pytest.mark.parametrize("name", ["a" * 300 + ".h5ad", "cells." + "v" * 300 + ".h5ad", "x" * 20 + ".b" * 150 + ".h5ad"])
+def test_a_very_long_upload_name_loads_under_that_name(loader, tmp_path, name):
+    assert loader.load_bytes(name, h5ad_bytes(counts(), tmp_path)), loader.message
+    assert loader.state.dataset == name and loader.message.startswith(f"Loaded {name}: 40 cells")
+
+
+@pytest.mark.parametrize("name", ["x." + "y" * 300, "."])
+def test_an_upload_name_without_a_usable_extension_is_explained(loader, tmp_path, name):
+    demo = loader.state.adata
+    assert not loader.load_bytes(name, h5ad_bytes(counts(), tmp_path))
+    assert_demo_kept(loader, demo)
+    assert "unknown extension" in loader.message and "hanami-upload" not in loader.message
+    assert loader.message.endswith(f"{DEMO_TITLE} is still loaded, unchanged.")
+
+
+def test_a_view_failing_on_new_cells_leaves_a_message_that_says_they_are_loaded(loader, tmp_path):
+    """The old message ("... is still loaded, unchanged") must not stay up once the cells changed."""
+    assert not loader.load_bytes("broken.h5ad", b"not hdf5" * 100)
+    assert loader.message.endswith("is still loaded, unchanged.")
+
+    def failing_view(*_):
+        raise RuntimeError("the summary broke")
+
+    loader.state.param.watch(failing_view, "adata")
+    assert not loader.load_bytes("mine.h5ad", h5ad_bytes(counts(), tmp_path))
+    assert loader.state.dataset == "mine.h5ad" and loader.error
+    assert loader.message.startswith("Loaded mine.h5ad: 40 cells x 30 features, but the page could not show them")
+    assert "the summary broke" in loader.message and "unchanged" not in loader.message
+
+
+def test_names_in_messages_are_shown_as_text(loader, tmp_path):
+    name = "<img src=x onerror=alert(1)>.h5ad"
+    assert loader.load_bytes(name, h5ad_bytes(counts(), tmp_path))
+    shown = loader._alert.object
+    assert "<img" not in shown and "&lt;img src" in shown
+    assert loader.message.startswith(f"Loaded {name}")  # the message itself keeps the real name
+    assert not loader.load_bytes("<b>bold</b>.xlsx", b"PK")
+    assert "<b>" not in loader._alert.object and "&lt;b&gt;" in loader._alert.object
