@@ -15,13 +15,12 @@ replaced by `-`.
 """
 from __future__ import annotations
 
-import html
 import re
 import tempfile
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import pandas as pd
@@ -31,11 +30,13 @@ from anndata import AnnData
 from pydantic import ValidationError
 from torch import nn
 
+from app.escape import html_text, markdown_text
 from app.state import StudioState
+from app.uploads import stored_name
 from engine.config.extractor import RESERVED_NAMES, ExtractorConfig
 from engine.config.files import describe_validation_error
 from engine.data.errors import InputError
-from engine.data.genesets import match_genes, read_gene_sets
+from engine.data.genesets import TEXT_SUFFIXES, match_genes, read_gene_sets
 from engine.guided import GuidedModel
 
 BUILT_IN_SETS = Path(__file__).resolve().parents[2] / "assets" / "genesets" / "pbmc_markers.json"
@@ -165,7 +166,7 @@ class _PhenotypeRow:
         self.latent = widget(pn.widgets.IntInput, "latent", value=8)
         self.weight = widget(pn.widgets.FloatInput, "weight", value=1.0, start=0, step=0.1)
         self.problem = _alert(f"{css}-problem")
-        name = pn.pane.HTML(f"<b>{html.escape(column, quote=False)}</b><br><small>{described}</small>",
+        name = pn.pane.HTML(f"<b>{html_text(column)}</b><br><small>{described}</small>",
                             width=w["name"], margin=ROW_MARGIN)
         slot = {"height": 40, "margin": 0}  # hidden alpha/latent keep their column, so rows stay aligned
         self.view = pn.Column(
@@ -284,8 +285,8 @@ class _SignatureRow:
     def rematch(self, adata: AnnData | None) -> None:
         """Match the set's genes to the cells and say how many were found and which were not."""
         self.match = None if adata is None else match_genes(self.genes, adata)
-        self.name.object = (f"<b>{html.escape(self.label, quote=False)}</b><br>"
-                            f"<small>{html.escape(self.source, quote=False)}, {len(self.genes)} genes</small>")
+        self.name.object = (f"<b>{html_text(self.label)}</b><br>"
+                            f"<small>{html_text(self.source)}, {len(self.genes)} genes</small>")
         if self.match is None:
             self.genes_line.object = "<small>no cells loaded</small>"
             return
@@ -293,7 +294,7 @@ class _SignatureRow:
         text = f"{found} of {len(self.genes)} genes in the data"
         if missing:
             shown = ", ".join(missing[:MISSING_SHOWN]) + (" …" if len(missing) > MISSING_SHOWN else "")
-            text += f"; missing: {html.escape(shown, quote=False)}"
+            text += f"; missing: {html_text(shown)}"
         self.genes_line.object = f"<small>{text}</small>"
 
     def spec(self) -> dict:
@@ -464,18 +465,24 @@ class ModelBuilder(pn.viewable.Viewer):
         """Parse an uploaded .gmt/.json/.txt and add its sets as signature rows (switched off).
 
         A set named like an existing one replaces its genes. Problems are shown under the upload
-        button; returns the names added.
+        button; returns the names added. The file is stored under its extension only (a browser
+        may send a name the file system refuses, such as '.' or hundreds of characters).
         """
-        name = Path(filename).name
+        name = PurePath(filename).name or filename
         message = self._upload_message
         if len(data) > MAX_UPLOAD_BYTES:
             self._say(message, "danger", f"{name}: {len(data):,} bytes is too large for a gene set file "
                                          f"(at most {MAX_UPLOAD_BYTES:,})")
             return []
+        stored = stored_name(name, "geneset")
+        if not PurePath(stored).suffix:
+            self._say(message, "danger", f"{name}: the file name has no extension, so its format is unknown; "
+                                         "upload a .gmt, .json or .txt gene set file")
+            return []
         with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / name
-            path.write_bytes(data)
+            path = Path(folder) / stored
             try:
+                path.write_bytes(data)
                 sets = read_gene_sets(path)
             except InputError as error:
                 self._say(message, "danger", str(error).replace(str(path), name))
@@ -483,6 +490,12 @@ class ModelBuilder(pn.viewable.Viewer):
             except UnicodeDecodeError:
                 self._say(message, "danger", f"{name}: not a text file; upload a .gmt, .json or .txt gene set file")
                 return []
+            except OSError as error:
+                self._say(message, "danger", f"{name}: could not be stored on the server to be read "
+                                             f"({error.strerror}); try again, or ask the administrator")
+                return []
+        if path.suffix.lower() in TEXT_SUFFIXES:  # a plain list is named after the user's file, not the copy
+            sets = {PurePath(name).stem: genes for genes in sets.values()}
         with self._batch():
             for label, genes in sets.items():
                 self._add_signature(label, genes, name)
@@ -604,7 +617,7 @@ class ModelBuilder(pn.viewable.Viewer):
     @staticmethod
     def _say(alert: pn.pane.Alert, level: str, *lines: str) -> None:
         """Show plain-text lines (escaped, one per line) in an alert."""
-        text = "<br>".join(html.escape(part, quote=False) for line in lines for part in line.splitlines())
+        text = "<br>".join(markdown_text(part) for line in lines for part in line.splitlines())
         alert.alert_type, alert.object, alert.visible = level, text, True
 
     def _refresh(self, *_) -> None:

@@ -1,4 +1,7 @@
 """The model builder without a browser: rows from the data, configs from the rows, problems beside them."""
+import html
+import re
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -9,6 +12,11 @@ import scanpy as sc
 from app.components.model_builder import ModelBuilder
 from app.state import StudioState
 from engine import GuidedModel, InputError
+
+
+def shown(alert) -> str:
+    """The text an alert shows: its object with Markdown's backslashes and HTML's entities undone."""
+    return html.unescape(re.sub(r"\\(.)", r"\1", alert.object))
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +72,7 @@ def test_attaching_to_a_switched_off_head_is_explained_beside_the_row(builder):
     builder.set_phenotype("louvain", attach="bulk_labels")
     row = builder._pheno_rows["louvain"]
     assert not builder.valid and builder._build_button.disabled
-    assert row.problem.visible and "switched off" in row.problem.object
+    assert row.problem.visible and "switched off" in shown(row.problem)
     assert not builder._pheno_rows["bulk_labels"].problem.visible
     with pytest.raises(InputError, match="phenotypes.louvain.attach"):
         builder.config()
@@ -80,9 +88,9 @@ def test_every_problem_is_shown_at_once_beside_its_row(builder):
     builder.set_phenotype("n_counts", attach="S_score")
     rows = builder._pheno_rows
     assert not builder.valid
-    assert "latent_dim" in rows["bulk_labels"].problem.object
-    assert "'phase' is switched off" in rows["louvain"].problem.object
-    assert "'S_score' is switched off" in rows["n_counts"].problem.object
+    assert "latent_dim" in shown(rows["bulk_labels"].problem)
+    assert "'phase' is switched off" in shown(rows["louvain"].problem)
+    assert "'S_score' is switched off" in shown(rows["n_counts"].problem)
     with pytest.raises(InputError) as raised:
         builder.config()
     assert str(raised.value).count("\n  - ") == 3
@@ -91,7 +99,7 @@ def test_every_problem_is_shown_at_once_beside_its_row(builder):
 def test_continuous_with_text_values_is_explained(builder):
     builder.set_phenotype("phase", kind="continuous")
     row = builder._pheno_rows["phase"]
-    assert not builder.valid and "non-numeric" in row.problem.object
+    assert not builder.valid and "non-numeric" in shown(row.problem)
     builder.set_phenotype("phase", on=False)
     builder.set_phenotype("n_counts")
     assert builder.config().phenotypes["n_counts"].losses[0].loss == "mse"
@@ -119,7 +127,7 @@ def test_signature_without_matching_genes_is_explained(builder):
     builder.add_gene_sets("nothing.txt", b"NotAGene1\nNotAGene2\n")
     builder.set_signature("nothing")
     row = builder._sig_rows["nothing"]
-    assert not builder.valid and "none of its 2 genes" in row.problem.object
+    assert not builder.valid and "none of its 2 genes" in shown(row.problem)
     assert builder._sig_rows["mouse"].genes_line.object.startswith("<small>1 of 2")
 
 
@@ -128,8 +136,8 @@ def test_uploading_a_bad_gmt_shows_the_error(builder):
     upload.filename = "broken.gmt"
     upload.value = b"just_a_name_without_tabs\n"
     assert builder._upload_message.visible and builder._upload_message.alert_type == "danger"
-    assert "broken.gmt, line 1" in builder._upload_message.object
-    assert "/tmp" not in builder._upload_message.object
+    assert "broken.gmt, line 1" in shown(builder._upload_message)
+    assert "/tmp" not in shown(builder._upload_message)
     upload.filename = "mine.gmt"
     upload.value = b"T_memory\tmy set\tCD3D\tIL7R\tCCR7\n"
     assert builder._upload_message.alert_type == "success"
@@ -151,7 +159,7 @@ def test_detach_and_two_phase_story_become_task_settings(builder):
     ]}
     assert builder.config().training.story.total_epochs == 10
     builder._warmup.value = 10
-    assert not builder.valid and "never train" in builder._alerts["story"].object
+    assert not builder.valid and "never train" in shown(builder._alerts["story"])
 
 
 def test_training_options_without_story(builder):
@@ -175,7 +183,7 @@ def test_the_build_button_builds(builder):
     builder.set_phenotype("bulk_labels")
     builder._build_button.clicks += 1
     assert isinstance(builder.state.model, GuidedModel)
-    assert "bulk_labels" in builder._status.object
+    assert "bulk_labels" in shown(builder._status)
 
 
 def test_a_failed_build_leaves_the_state_alone(builder):
@@ -251,3 +259,38 @@ def test_the_built_model_trains_through_the_story(builder):
     first = history[history["phase"] == "reconstruction"].dropna(axis=1, how="all")
     assert not any(term.startswith(("pheno/", "signature/")) for term in first.columns)
     assert "pheno/bulk_labels/nll" in history.columns
+
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+def test_user_names_are_shown_as_text(pbmc):
+    adata = pbmc.copy()
+    adata.obs[EVIL] = np.where(adata.obs["phase"] == "G1", EVIL, "<b>other</b>")
+    state = StudioState()
+    state.load(adata, "evil")
+    builder = ModelBuilder(state)
+    row = builder._pheno_rows[EVIL]
+    name = row.view.objects[0].objects[0].object  # the row's name cell (an HTML pane)
+    assert "<img" not in name and "&lt;img src=x onerror=alert(1)&gt;" in name
+    builder.add_gene_sets(f"{EVIL}.gmt", f"{EVIL}\tdesc\tCD3E\t{EVIL}\n".encode())
+    sig = builder._sig_rows[EVIL]
+    for pane in (sig.name, sig.genes_line, builder._upload_message):
+        assert "<img" not in pane.object and "&lt;img" in pane.object
+    builder.set_phenotype(EVIL, kind="continuous")  # a problem quoting the column and its values
+    assert "<img" not in row.problem.object and EVIL in shown(row.problem)
+
+
+@pytest.mark.parametrize("filename", [".", "..", "x." + "y" * 300])
+def test_a_gene_set_file_name_without_extension_is_explained(builder, filename):
+    assert builder.add_gene_sets(filename, b"CD3E\n") == []
+    message = builder._upload_message
+    assert message.visible and message.alert_type == "danger" and "no extension" in shown(message)
+
+
+def test_a_very_long_gene_set_file_name_is_read(builder):
+    name = "m" * 300
+    assert builder.add_gene_sets(f"{name}.txt", b"CD3E\nLYZ\n") == [name]  # a list is named after its file
+    assert builder._sig_rows[name].genes == ["CD3E", "LYZ"]
+    assert builder.add_gene_sets(f"{'s' * 300}.gmt", b"T\tdesc\tCD3D\n") == ["T"]
+    assert builder._upload_message.alert_type == "success"
