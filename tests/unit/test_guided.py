@@ -137,28 +137,23 @@ def test_a_one_cell_last_batch_trains(n_cells, batch_size):
     assert sum(e.data["cells"] for e in run.events.snapshot() if e.kind == "step") == 2 * n_cells
 
 
-def test_a_single_training_cell_is_refused_clearly():
-    model = engine.GuidedModel(_adata(n=1, genes=12), device="cpu", **BATCHNORM)
+@pytest.mark.parametrize(
+    ("n_cells", "options", "expected"),
+    [
+        (1, {}, "training needs at least 2 cells, but there is only 1 cell to train on; load more cells"),
+        (4, {"validation_fraction": 0.75}, "training needs at least 2 cells, but only 1 cell of 4 remains for "
+         "training (validation_fraction 0.75 keeps the others for validation); lower validation_fraction or load "
+         "more cells"),
+        (120, {"validation_fraction": 0.001}, "validation_fraction 0.001 of 120 cells keeps 0 for validation; to "
+         "keep one validation cell, raise it to 0.00833 or more, or set it to 0 to train without validation"),
+    ],
+)
+def test_too_few_training_or_validation_cells_are_refused_in_plain_words(n_cells, options, expected):
+    """A single training cell (also after the validation split) cannot fill a BatchNorm batch."""
+    model = engine.GuidedModel(_adata(n=n_cells, genes=12), device="cpu", **BATCHNORM)
     with pytest.raises(engine.InputError) as caught:
-        model.train(max_epochs=1, progress=False)
-    assert str(caught.value) == "training needs at least 2 cells, but there is only 1 cell to train on; load more cells"
-    model = engine.GuidedModel(_adata(n=4, genes=12), device="cpu", **BATCHNORM)
-    with pytest.raises(engine.InputError) as caught:
-        model.train(max_epochs=1, validation_fraction=0.75, progress=False)
-    assert str(caught.value) == (
-        "training needs at least 2 cells, but only 1 cell of 4 remains for training (validation_fraction 0.75 "
-        "keeps the others for validation); lower validation_fraction or load more cells"
-    )
-
-
-def test_a_validation_fraction_that_keeps_no_cell_names_the_setting():
-    model = engine.GuidedModel(_adata(n=120), device="cpu", **SMALL)
-    with pytest.raises(engine.InputError) as caught:
-        model.train(max_epochs=1, validation_fraction=0.001, progress=False)
-    assert str(caught.value) == (
-        "validation_fraction 0.001 of 120 cells keeps 0 for validation; to keep one validation cell, "
-        "raise it to 0.00833 or more, or set it to 0 to train without validation"
-    )
+        model.train(max_epochs=1, progress=False, **options)
+    assert str(caught.value) == expected
 
 
 def test_an_empty_phenotype_column_is_refused_naming_it():
