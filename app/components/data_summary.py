@@ -11,6 +11,7 @@ import panel as pn
 import param
 from anndata import AnnData
 
+from app.escape import markdown_text
 from engine.data.summary import summarize
 
 BLOSSOM = "#d95f8e"
@@ -87,7 +88,7 @@ class DataSummary(pn.viewable.Viewer):
             return
         storage = f"{'sparse' if s.sparse else 'dense'} {s.dtype}"
         self._headline.object = (
-            f"## {self.title}\n\n**{s.n_cells:,} cells × {s.n_genes:,} genes** · "
+            f"## {markdown_text(self.title)}\n\n**{s.n_cells:,} cells × {s.n_genes:,} genes** · "
             f"X is {storage} · {len(s.columns)} obs columns"
         )
 

@@ -27,6 +27,7 @@ from app.embedding.coords import coordinates, embedding_keys, umap_key, umap_lay
 from app.embedding.labels import write_label
 from app.embedding.select import in_box, in_polygon
 from app.embedding.shade import LABEL, axes, extent, png, points_element, points_frame, shaded
+from app.escape import markdown_text
 from app.state import StudioState
 
 DEFAULT_COLUMN = "hanami_selection"
@@ -213,7 +214,8 @@ class EmbeddingExplorer(pn.viewable.Viewer):
             where = f"UMAP of {self.key}"
         else:
             where = f"{self.key} dimensions {self.dims[0]} and {self.dims[1]}"
-        self._status.object = f"**{len(self.frame):,}** of {len(self._all):,} cells · {where} · coloured by {what}"
+        self._status.object = (f"**{len(self.frame):,}** of {len(self._all):,} cells · {markdown_text(where)} · "
+                               f"coloured by {markdown_text(what)}")
 
     def _build_plot(self):
         """A fresh DynamicMap over a fresh pipe, with its box, lasso and range streams."""
@@ -454,11 +456,12 @@ class EmbeddingExplorer(pn.viewable.Viewer):
             self._pane.loading = False
 
     def _fail(self, error, result=None):
-        self.alert.param.update(object=str(error), alert_type="danger", visible=True)
+        """Show why an action failed; the reason quotes the user's names, shown as text."""
+        self.alert.param.update(object=markdown_text(error), alert_type="danger", visible=True)
         return result
 
     def _ok(self, message: str = "") -> None:
-        self.alert.param.update(object=message or " ", alert_type="success", visible=bool(message))
+        self.alert.param.update(object=markdown_text(message) or " ", alert_type="success", visible=bool(message))
 
     def __panel__(self):
         controls = pn.Column(

@@ -17,6 +17,7 @@ import panel as pn
 import param
 import scipy.sparse as sp
 
+from app.escape import markdown_text
 from app.state import StudioState
 from engine.data.errors import InputError
 
@@ -111,8 +112,9 @@ class ExportPanel(pn.viewable.Viewer):
         return pn.widgets.FileDownload(callback=callback, filename=filename, label=label)
 
     def _show(self, text: str) -> None:
+        """Show `text` as plain text: error messages may quote the user's names."""
         self.message = text
-        self._alert.param.update(object=text, visible=bool(text))
+        self._alert.param.update(object=markdown_text(text), visible=bool(text))
 
     def __panel__(self):
         return pn.Column(

@@ -1,6 +1,8 @@
 """EmbeddingExplorer driven through its public methods on pbmc68k_reduced, without a browser."""
 import asyncio
+import html
 import io
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import holoviews as hv
@@ -34,9 +36,14 @@ def _xy(explorer):
     return explorer.frame[["x", "y"]].to_numpy()
 
 
+def _shown(pane) -> str:
+    """The text a Markdown pane shows: its object with Markdown's backslashes and HTML's entities undone."""
+    return html.unescape(re.sub(r"\\(.)", r"\1", pane.object))
+
+
 def _alert(explorer) -> str:
     assert explorer.alert.visible and explorer.alert.alert_type == "danger"
-    return explorer.alert.object
+    return _shown(explorer.alert)
 
 
 def test_opens_on_x_umap_and_builds_a_bokeh_plot_with_selection_tools(explorer):
@@ -258,3 +265,21 @@ def test_view_widgets_draw_once_and_compute_a_missing_umap(explorer, monkeypatch
         thread.submit(asyncio.run, asyncio.wait_for(as_served(), timeout=120)).result()
     assert explorer.key == "X_pca" and "X_pca_umap" in explorer.state.adata.obsm
     assert renders == ["X_pca", "X_pca"] and explorer._mode_select.value == "umap"
+
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+def test_user_names_are_shown_as_text(pbmc):
+    adata = pbmc.copy()
+    adata.obs = adata.obs[["phase"]].rename(columns={"phase": EVIL})  # the colouring column is the first categorical
+    state = StudioState()
+    state.load(adata, "evil")
+    explorer = EmbeddingExplorer(state)
+    status = explorer._status  # "... coloured by obs <the column>"
+    assert "<img" not in status.object and "&lt;img src" in status.object and EVIL in _shown(status)
+    explorer.color_by("gene", EVIL)  # not a gene: the reason quotes it
+    assert "<img" not in explorer.alert.object and EVIL in _alert(explorer)
+    explorer.select_box(-100, -100, 100, 100)
+    explorer.add_label(EVIL)
+    assert "<img" not in explorer.alert.object and EVIL in _shown(explorer.alert)

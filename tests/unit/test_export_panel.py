@@ -99,3 +99,16 @@ def test_nothing_loaded_is_explained():
         with pytest.raises(InputError, match="No cells loaded"):
             make()
     assert pn.panel(export).get_root() is not None
+
+
+def test_a_failure_quoting_a_name_is_shown_as_text():
+    evil = "<img src=x onerror=alert(1)>"
+
+    def failing_png():
+        raise InputError(f"obs column '{evil}' cannot be drawn")
+
+    export = ExportPanel(StudioState(), png_source=failing_png)
+    with pytest.raises(InputError):
+        export.downloads["png"].callback()
+    assert evil in export.message
+    assert "<img" not in export._alert.object and "&lt;img src" in export._alert.object

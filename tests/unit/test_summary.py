@@ -90,3 +90,13 @@ def test_missing_x_is_a_clear_error():
     adata = ad.AnnData(obs=pd.DataFrame(index=["a", "b"]))
     with pytest.raises(InputError, match="no X"):
         summarize(adata)
+
+
+def test_the_summary_headline_shows_a_file_name_as_text():
+    from app.components.data_summary import DataSummary
+
+    evil = "<img src=x onerror=alert(1)>.h5ad"
+    view = DataSummary(adata=ad.AnnData(np.ones((3, 2), dtype=np.float32)), title=evil)
+    assert "<img" not in view._headline.object and "&lt;img src" in view._headline.object
+    view.title = "# not a heading *nor bold*"
+    assert "\\# not a heading \\*nor bold\\*" in view._headline.object
