@@ -99,7 +99,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
         state = None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise InputError(
-            f"{path}: not a Hanami checkpoint (format {FORMAT}) or damaged, for example by an "
+            f"{path}: not a Hanami checkpoint or damaged, for example by an "
             "interrupted copy; resume from another checkpoint, or start the training over"
         )
     return state

@@ -160,7 +160,7 @@ def test_resume_from_a_damaged_or_foreign_checkpoint_names_the_file(inputs, caps
         assert _train(inputs, "--resume", str(inputs / name)) == 2
         message = _error(capsys)
         assert message == (
-            f"error: {inputs / name}: not a Hanami checkpoint (format 1) or damaged, for example by an interrupted "
+            f"error: {inputs / name}: not a Hanami checkpoint or damaged, for example by an interrupted "
             "copy; resume from another checkpoint, or start the training over"
         )
     _write_config(inputs, "wider.yaml", main_latent_dim=5)
