@@ -7,10 +7,10 @@ the results written into them, its model and curves) or removed to free its memo
 from __future__ import annotations
 
 import time
-from html import escape
 
 import panel as pn
 
+from app.escape import markdown_text
 from app.runs import REGISTRY, RunHandle, RunRegistry
 from app.state import StudioState
 
@@ -42,8 +42,8 @@ class RunList(pn.viewable.Viewer):
     def _row(self, run: RunHandle) -> pn.Row:
         followed = run.id == self.state.run_id
         started = time.strftime("%H:%M", time.localtime(run.submitted))
-        on = f" on {escape(run.dataset)}" if run.dataset else ""
-        text = (f"**{run.id}** · {escape(run.name)}{on} · started {started} · "
+        on = f" on {markdown_text(run.dataset)}" if run.dataset else ""
+        text = (f"**{run.id}** · {markdown_text(run.name)}{on} · started {started} · "
                 f"**{STATE_WORDS.get(run.state, run.state)}**" + (" · shown above" if followed else ""))
         open_button = pn.widgets.Button(label="Open", width=80, disabled=followed,
                                         description="Show this run's curves and work on the cells it trained on")

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from html import escape
 
 import panel as pn
 import param
 
 from app.components.loss_curves import LossCurves
 from app.components.run_list import STATE_WORDS, RunList
+from app.escape import markdown_text
 from app.runs import REGISTRY, RunHandle
 from app.state import StudioState
 from engine.training import EventLog
@@ -280,8 +280,8 @@ class TrainingMonitor(pn.viewable.Viewer):
     @param.depends("message", "error", watch=True)
     def _show_alerts(self) -> None:
         # both may quote a file, column or gene name the user chose: shown as text, never as HTML
-        self._message.object, self._message.visible = escape(self.message), bool(self.message)
-        self._error.object, self._error.visible = escape(self.error), bool(self.error)
+        self._message.object, self._message.visible = markdown_text(self.message), bool(self.message)
+        self._error.object, self._error.visible = markdown_text(self.error), bool(self.error)
 
     def _describe_state(self, state: str) -> str:
         if not state:

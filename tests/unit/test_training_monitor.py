@@ -1,5 +1,4 @@
 """TrainingMonitor without a browser: runs go through the registry, polls draw every point once."""
-import html
 import time
 
 import anndata as ad
@@ -11,6 +10,7 @@ import pytest
 import engine
 from app.components.loss_curves import LossCurves, ema
 from app.components.training_monitor import NOT_LOSSES, TrainingMonitor
+from app.escape import markdown_text
 from app.runs import REGISTRY, RunHandle
 from app.state import StudioState
 from engine.training import EventLog
@@ -129,7 +129,7 @@ def test_a_diverging_loss_shows_the_nan_guard_message(states):
     monitor.poll()
     assert monitor.run_state == "failed"
     assert "became" in monitor.error and "restored the weights" in monitor.error
-    assert monitor._error.visible and monitor._error.object == html.escape(monitor.error)
+    assert monitor._error.visible and monitor._error.object == markdown_text(monitor.error)
 
 
 def test_sessions_do_not_see_each_others_runs(states):
