@@ -44,3 +44,26 @@ def test_good_upload_replaces_the_cells(page: Page, studio_url, tmp_path):
     open_studio(page, studio_url)
     upload(page, "fifty.h5ad", small_h5ad(tmp_path))
     expect(page.get_by_text("50 cells × 4 genes")).to_be_visible(timeout=30_000)
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("a" * 300 + ".h5ad", "50 cells × 4 genes"),
+        ("x." + "y" * 300, "unknown extension"),
+    ],
+    ids=["long-name-loads", "long-extension-explained"],
+)
+def test_a_very_long_upload_name_gets_an_answer_in_the_page(page: Page, studio_url, tmp_path, name, words):
+    open_studio(page, studio_url)
+    upload(page, name, small_h5ad(tmp_path))
+    expect(page.get_by_text(words).first).to_be_visible(timeout=30_000)
+
+
+def test_a_gene_set_file_named_dot_is_explained(page: Page, studio_url):
+    open_studio(page, studio_url)
+    page.get_by_text("2 · Model", exact=True).click()
+    page.locator(".hanami-geneset-upload input[type=file]").set_input_files(
+        files=[{"name": ".", "mimeType": "text/plain", "buffer": b"CD3E\n"}]
+    )
+    expect(page.locator(".hanami-geneset-upload-problem")).to_contain_text("no extension", timeout=30_000)
