@@ -29,13 +29,13 @@ EXIT_INPUT, EXIT_FAILED = 2, 1
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m engine", description="Hanami's headless engine",
+    parser = argparse.ArgumentParser(prog="python -m engine", description="Hanami's headless engine")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser(
+        "train", help="train a model from a YAML/JSON config",
         epilog="Exit status: 0 when training ends, 1 when it fails (a loss became NaN), "
         "2 for unusable input (the 'error:' line says what and what to do).",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train a model from a YAML/JSON config")
     train.add_argument("config", type=Path, help="model configuration (.yaml, .yml or .json)")
     train.add_argument("--data", type=Path, required=True, help="cells: .h5ad, 10x, .csv/.tsv, .fcs")
     train.add_argument("--out", type=Path, required=True, help="output folder")
