@@ -224,8 +224,7 @@ class DataLoader(pn.viewable.Viewer):
         if self._picker is None:
             picker = [pn.pane.Markdown(markdown_text(PICKER_OFF), styles={"color": "#666"})]
         else:
-            picker = [pn.pane.Markdown(f"under {markdown_text(self.settings.data_root)}"), self._picker,
-                      self._load_picked]
+            picker = [self._picker, self._load_picked]
         server = pn.Column("#### Or pick a file on the server", *picker, sizing_mode="stretch_width")
         preprocessing = pn.Column(
             "#### Preprocess the loaded cells",

@@ -16,7 +16,7 @@ from app.escape import markdown_text
 from engine.data.read import confined
 from engine.data.errors import InputError
 
-FOLDER_MARK = "📁 "
+FOLDER_MARK = "/"  # after a folder's name, as in a path; an emoji needs a font the server cannot promise
 
 
 def listing(folder: Path, root: Path) -> tuple[list[str], list[str]]:
@@ -93,12 +93,10 @@ class ServerPicker(pn.viewable.Viewer):
 
     def _show(self) -> None:
         folders, files = listing(self.folder, self.root)
-        options = {FOLDER_MARK + name: name for name in folders} | {name: name for name in files}
+        options = {name + FOLDER_MARK: name for name in folders} | {name: name for name in files}
         self._list.param.update(options=options, value=[])
-        where = self.folder.relative_to(self.root)
-        shown = self.root.name if where == Path(".") else f"{self.root.name}/{where}"
         empty = "" if options else " (no files here)"
-        self._where.object = f"in {markdown_text(shown)}{empty}"
+        self._where.object = f"in {markdown_text(self.folder)}{empty}"
         self._up.disabled = self.folder == self.root
 
     def __panel__(self):
