@@ -1,8 +1,6 @@
 """EmbeddingExplorer driven through its public methods on pbmc68k_reduced, without a browser."""
 import asyncio
-import html
 import io
-import re
 from concurrent.futures import ThreadPoolExecutor
 
 import holoviews as hv
@@ -15,6 +13,7 @@ from PIL import Image
 
 from app.components.embedding_explorer import DEFAULT_COLUMN, EmbeddingExplorer
 from app.state import StudioState
+from test_escape_helpers import shown
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -36,14 +35,9 @@ def _xy(explorer):
     return explorer.frame[["x", "y"]].to_numpy()
 
 
-def _shown(pane) -> str:
-    """The text a Markdown pane shows: its object with Markdown's backslashes and HTML's entities undone."""
-    return html.unescape(re.sub(r"\\(.)", r"\1", pane.object))
-
-
 def _alert(explorer) -> str:
     assert explorer.alert.visible and explorer.alert.alert_type == "danger"
-    return _shown(explorer.alert)
+    return shown(explorer.alert)
 
 
 def test_opens_on_x_umap_and_builds_a_bokeh_plot_with_selection_tools(explorer):
@@ -277,9 +271,9 @@ def test_user_names_are_shown_as_text(pbmc):
     state.load(adata, "evil")
     explorer = EmbeddingExplorer(state)
     status = explorer._status  # "... coloured by obs <the column>"
-    assert "<img" not in status.object and "&lt;img src" in status.object and EVIL in _shown(status)
+    assert "<img" not in status.object and "&lt;img src" in status.object and EVIL in shown(status)
     explorer.color_by("gene", EVIL)  # not a gene: the reason quotes it
     assert "<img" not in explorer.alert.object and EVIL in _alert(explorer)
     explorer.select_box(-100, -100, 100, 100)
     explorer.add_label(EVIL)
-    assert "<img" not in explorer.alert.object and EVIL in _shown(explorer.alert)
+    assert "<img" not in explorer.alert.object and EVIL in shown(explorer.alert)

@@ -1,7 +1,4 @@
 """The model builder without a browser: rows from the data, configs from the rows, problems beside them."""
-import html
-import re
-
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -12,11 +9,7 @@ import scanpy as sc
 from app.components.model_builder import ModelBuilder
 from app.state import StudioState
 from engine import GuidedModel, InputError
-
-
-def shown(alert) -> str:
-    """The text an alert shows: its object with Markdown's backslashes and HTML's entities undone."""
-    return html.unescape(re.sub(r"\\(.)", r"\1", alert.object))
+from test_escape_helpers import shown
 
 
 @pytest.fixture(scope="module")
