@@ -185,6 +185,7 @@ class DataLoader(pn.viewable.Viewer):
             except Exception as err:  # the page's boundary: any failure is reported with what is loaded now
                 reason = str(err) if isinstance(err, engine.InputError) else f"{name}: {type(err).__name__}: {err}"
                 reason = failure + (reason.replace(*hide) if hide else reason)
+                reason += "" if reason.endswith(".") else "."
                 if self.state.adata is cells and self.state.dataset == dataset:
                     self._show(f"{reason} {self._kept()}".strip(), "danger")
                 else:

@@ -197,6 +197,7 @@ def test_an_upload_name_without_a_usable_extension_is_explained(loader, tmp_path
     assert not loader.load_bytes(name, h5ad_bytes(counts(), tmp_path))
     assert_demo_kept(loader, demo)
     assert "unknown extension" in loader.message and "hanami-upload" not in loader.message
+    assert name != "." or "'(none)'" in loader.message
     assert loader.message.endswith(f"{DEMO_TITLE} is still loaded, unchanged.")
 
 

@@ -274,11 +274,12 @@ def test_user_names_are_shown_as_text(pbmc):
     assert "<img" not in row.problem.object and EVIL in shown(row.problem)
 
 
-@pytest.mark.parametrize("filename", [".", "..", "x." + "y" * 300])
-def test_a_gene_set_file_name_without_extension_is_explained(builder, filename):
+@pytest.mark.parametrize("filename, words", [(".", "no extension"), ("..", "no extension"),
+                                             ("x." + "y" * 300, "unknown format '.yyyyyyyyyyyyyyy'")])
+def test_a_gene_set_file_name_without_a_usable_extension_is_explained(builder, filename, words):
     assert builder.add_gene_sets(filename, b"CD3E\n") == []
     message = builder._upload_message
-    assert message.visible and message.alert_type == "danger" and "no extension" in shown(message)
+    assert message.visible and message.alert_type == "danger" and words in shown(message)
 
 
 def test_a_very_long_gene_set_file_name_is_read(builder):
