@@ -7,16 +7,23 @@ model is never built from a configuration that cannot work.
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
+from engine.config.family import FamilyConfig
+from engine.config.problems import Problem
 from engine.config.training import TrainingConfig
 from engine.training.schedules import WeightSchedule
 
 LossName = Literal["mse", "l1", "cosine", "nll", "bce", "nb"]
 RegularizerName = Literal["sw2_uniform", "sw2_gaussian", "sw2_gmm", "l1", "l2"]
 Gradient = Literal["normal", "reverse", "neutralize"]
+Role = Literal["learn", "remove", "neutralize"]
+Kind = Literal["categorical", "continuous"]
+SignatureTarget = Literal["genes", "score"]
+Norm = Literal["batch", "layer", "none"]
+Activation = Literal["relu", "elu", "gelu"]
 
 RESERVED_NAMES = {"main", "all"}
 LOSSES_BY_TARGET = {
@@ -88,8 +95,8 @@ class PhenotypeSpec(HeadSpec):
     """
 
     column: str | None = Field(None, description="obs column; defaults to the phenotype's name")
-    kind: Literal["categorical", "continuous"] = "categorical"
-    role: Literal["learn", "remove", "neutralize"] = "learn"
+    kind: Kind = "categorical"
+    role: Role = "learn"
     alpha: float = Field(1.0, ge=0, description="gradient reversal strength for role 'remove'")
 
     @model_validator(mode="after")
@@ -108,7 +115,7 @@ class SignatureSpec(HeadSpec):
 
     genes: list[str] = Field(min_length=1)
     exclude_from_input: StrictBool = False
-    target: Literal["genes", "score"] = "genes"
+    target: SignatureTarget = "genes"
 
     @model_validator(mode="after")
     def _default_loss(self):
@@ -117,24 +124,40 @@ class SignatureSpec(HeadSpec):
         return self
 
 
-class ExtractorConfig(BaseModel):
-    """Everything that defines a GuidedModel run; read and written as YAML or JSON."""
+class ExtractorTask(BaseModel):
+    """The keywords of one `ExtractorController.train` call: a task of a training story."""
 
     model_config = ConfigDict(extra="forbid")
+
+    backward_reconstruction_loss: StrictBool = True
+    backward_main_latent_regularization: StrictBool = True
+    backward_pheno_loss: StrictBool = True
+    selected_pheno: str | list[str] | dict[str, dict[str, Any]] | None = None
+    backward_signature_loss: StrictBool = True
+    selected_signature: str | list[str] | dict[str, dict[str, Any]] | None = None
+    detach: StrictBool = False
+    detach_from: Literal["", "pre_encoder", "encoder"] = ""
+    save_raw_loss: StrictBool = False
+
+
+class ExtractorConfig(FamilyConfig):
+    """Everything that defines a GuidedModel run; read and written as YAML or JSON."""
 
     family: Literal["guided"] = "guided"
     pre_encoder_dims: list[int] = Field(default_factory=lambda: [256])
     encoder_dims: list[int] = Field(default_factory=lambda: [64])
     main_latent_dim: int = Field(16, ge=1)
     decoder_dims: list[int] = Field(default_factory=lambda: [256])
-    norm: Literal["batch", "layer", "none"] = "batch"
-    activation: Literal["relu", "elu", "gelu"] = "relu"
+    norm: Norm = "batch"
+    activation: Activation = "relu"
     dropout: float = Field(0.1, ge=0, lt=1)
     reconstruction: LossSpec = Field(default_factory=lambda: LossSpec(loss="mse"))
     main_regularizers: list[RegularizerSpec] = Field(default_factory=list)
     phenotypes: dict[str, PhenotypeSpec] = Field(default_factory=dict)
     signatures: dict[str, SignatureSpec] = Field(default_factory=dict)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    task_type: ClassVar[type[BaseModel]] = ExtractorTask
 
     @property
     def active_phenotypes(self) -> dict[str, PhenotypeSpec]:
@@ -144,71 +167,71 @@ class ExtractorConfig(BaseModel):
     def active_signatures(self) -> dict[str, SignatureSpec]:
         return {name: spec for name, spec in self.signatures.items() if spec.enabled}
 
-    @model_validator(mode="after")
-    def _check_heads(self):
+    def rule_problems(self) -> list[Problem]:
+        found = super().rule_problems()
         if self.reconstruction.loss not in LOSSES_BY_TARGET["reconstruction"]:
-            raise ValueError(
-                f"reconstruction.loss {self.reconstruction.loss!r} is not a reconstruction loss; "
+            found.append(Problem(("reconstruction", "loss"), (
+                f"{self.reconstruction.loss!r} is not a reconstruction loss; "
                 f"choose one of {sorted(LOSSES_BY_TARGET['reconstruction'])}"
-            )
+            )))
         if self.reconstruction.gradient != "normal":
-            raise ValueError("reconstruction.gradient must be 'normal'")
-        clash = set(self.phenotypes) & set(self.signatures)
-        if clash:
-            raise ValueError(f"names used by both a phenotype and a signature: {sorted(clash)}")
+            found.append(Problem(("reconstruction", "gradient"), "must be 'normal'"))
+        for name in sorted(set(self.phenotypes) & set(self.signatures)):
+            found.append(Problem(("signatures", name), f"the name {name!r} is used by both a phenotype and a signature"))
         heads = {**self.phenotypes, **self.signatures}
-        for name in heads:
-            if name in RESERVED_NAMES:
-                raise ValueError(f"head name {name!r} is reserved; rename it")
+        for group in ("phenotypes", "signatures"):
+            for name in getattr(self, group):
+                if name in RESERVED_NAMES:
+                    found.append(Problem((group, name), f"head name {name!r} is reserved; rename it"))
         categorical = {n for n, s in self.active_phenotypes.items() if s.kind == "categorical"}
         for group, specs in (("phenotypes", self.active_phenotypes), ("signatures", self.active_signatures)):
             for name, spec in specs.items():
-                self._check_attach(group, name, spec, heads)
+                found += self._attach_problems(group, name, spec, heads)
                 target = spec.kind if group == "phenotypes" else "signature"
-                self._check_losses(f"{group}.{name}", spec.losses, target)
-                self._check_regularizers(f"{group}.{name}", spec.regularizers, categorical)
+                found += self._loss_problems((group, name, "losses"), spec.losses, target)
+                found += self._regularizer_problems((group, name, "regularizers"), spec.regularizers, categorical)
                 if spec.regularizers and not spec.owns_latent:
-                    raise ValueError(
-                        f"{group}.{name}.regularizers: the head reads {spec.attach!r}'s latent, so it has none of "
+                    found.append(Problem((group, name, "regularizers"), (
+                        f"the head reads {spec.attach!r}'s latent, so it has none of "
                         "its own to regularise; put the regulariser on that latent instead"
-                    )
-        self._check_regularizers("main_regularizers", self.main_regularizers, categorical)
-        return self
+                    )))
+        found += self._regularizer_problems(("main_regularizers",), self.main_regularizers, categorical)
+        return found
 
     @staticmethod
-    def _check_attach(group: str, name: str, spec: HeadSpec, heads: dict[str, HeadSpec]) -> None:
+    def _attach_problems(group: str, name: str, spec: HeadSpec, heads: dict[str, HeadSpec]) -> list[Problem]:
+        where = (group, name, "attach")
         if spec.attach is None or spec.attach in RESERVED_NAMES:
-            return
+            return []
         target = heads.get(spec.attach)
         if target is None:
-            raise ValueError(
-                f"{group}.{name}.attach: no head named {spec.attach!r}; use 'main', 'all' or one of {sorted(heads)}"
-            )
+            return [Problem(where, f"no head named {spec.attach!r}; use 'main', 'all' or one of {sorted(heads)}")]
         if not target.enabled:
-            raise ValueError(f"{group}.{name}.attach: head {spec.attach!r} is switched off; switch it on or attach elsewhere")
+            return [Problem(where, f"head {spec.attach!r} is switched off; switch it on or attach elsewhere")]
         if not target.owns_latent:
-            raise ValueError(
-                f"{group}.{name}.attach: head {spec.attach!r} has no latent of its own (it attaches to {target.attach!r})"
-            )
+            return [Problem(where, f"head {spec.attach!r} has no latent of its own (it attaches to {target.attach!r})")]
+        return []
 
     @staticmethod
-    def _check_losses(where: str, losses: list[LossSpec], target: str) -> None:
+    def _loss_problems(where: tuple[str, ...], losses: list[LossSpec], target: str) -> list[Problem]:
         allowed = LOSSES_BY_TARGET[target]
         names = [spec.loss for spec in losses]
-        for loss in names:
-            if loss not in allowed:
-                raise ValueError(f"{where}.losses: {loss!r} does not suit a {target} head; choose from {sorted(allowed)}")
+        found = [
+            Problem(where, f"{loss!r} does not suit a {target} head; choose from {sorted(allowed)}")
+            for loss in names if loss not in allowed
+        ]
         if len(set(names)) != len(names):
-            raise ValueError(f"{where}.losses: each loss may appear once, got {names}")
+            found.append(Problem(where, f"each loss may appear once, got {names}"))
+        return found
 
     @staticmethod
-    def _check_regularizers(where: str, regularizers: list[RegularizerSpec], categorical: set[str]) -> None:
+    def _regularizer_problems(where: tuple[str, ...], regularizers: list[RegularizerSpec], categorical: set[str]) -> list[Problem]:
         names = [spec.regularizer for spec in regularizers]
-        if len(set(names)) != len(names):
-            raise ValueError(f"{where}: each regularizer may appear once, got {names}")
+        found = [Problem(where, f"each regularizer may appear once, got {names}")] if len(set(names)) != len(names) else []
         for spec in regularizers:
             if spec.regularizer == "sw2_gmm" and spec.labels not in categorical:
-                raise ValueError(
-                    f"{where}: sw2_gmm pairs cells with their label's component, so 'labels' must name an "
+                found.append(Problem(where, (
+                    f"sw2_gmm pairs cells with their label's component, so 'labels' must name an "
                     f"active categorical phenotype (one of {sorted(categorical)}), got {spec.labels!r}"
-                )
+                )))
+        return found

@@ -8,6 +8,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from engine.config.problems import Problem, problems, problems_from
 from engine.data.errors import InputError
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
@@ -15,20 +16,22 @@ ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 def describe_validation_error(error: ValidationError, source: str) -> str:
     """One line per problem: the dotted field path, what was wrong, what was given."""
-    lines = [f"{source}: {error.error_count()} problem(s) in the configuration"]
-    for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-        given = problem.get("input")
-        given_text = "" if isinstance(given, dict) else f" (given: {given!r})"
-        lines.append(f"  - {field}: {problem['msg']}{given_text}")
+    return describe_problems(problems_from(error), source)
+
+
+def describe_problems(found: list[Problem], source: str) -> str:
+    lines = [f"{source}: {len(found)} problem(s) in the configuration"]
+    lines += [f"  - {'.'.join(p.location) or '(top level)'}: {p.message}" for p in found]
     return "\n".join(lines)
 
 
 def validate_config(cls: type[ConfigT], data: dict, source: str = "configuration") -> ConfigT:
+    """A validated configuration, or InputError listing every problem (also as `.problems`)."""
     try:
         return cls.model_validate(data)
     except ValidationError as error:
-        raise InputError(describe_validation_error(error, source)) from None
+        found = (problems(cls, data) if isinstance(data, dict) else []) or problems_from(error)
+        raise InputError(describe_problems(found, source), found) from None
 
 
 def read_settings(path: str | Path) -> dict:
