@@ -204,15 +204,7 @@ class GuidedModel:
         self.config = self.config.model_copy(
             update={"training": validate_config(type(self.config.training), training, "training options")}
         )
-        self.controller.cfg = self.config
-        t = self.config.training
-        for group in self.controller.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] = t.lr
-            group["weight_decay"] = t.weight_decay
-        # The Trainer's keywords are the TrainingConfig's field names; lr and weight decay live
-        # in the optimiser (set above).
-        settings = t.model_dump(exclude={"lr", "weight_decay", "story"})
-        return Trainer(self.controller, self.batches, story=t.story, **settings, **runtime)
+        return Trainer(self.controller, self.batches, self.config.training, **runtime)
 
     def train(self, max_epochs: int | None = None, *, story: Story | Mapping | None = None,
               resume_from: str | Path | None = None, **options) -> TrainingRun:

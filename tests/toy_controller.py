@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from engine.config.training import TrainingConfig
 from engine.controllers.base import Controller
 from engine.data.batches import CellBatches
 
@@ -47,7 +48,7 @@ class ToyController(Controller):
         schedules=None,
     ):
         torch.manual_seed(init_seed)
-        super().__init__(ToyNet(n_genes, hidden, dropout), lr=lr, schedules=schedules)
+        super().__init__(ToyNet(n_genes, hidden, dropout), TrainingConfig(lr=lr), schedules=schedules)
         self.settings = {"n_genes": n_genes, "hidden": hidden, "dropout": dropout, "lr": lr}
         self.target = target
         self.nan_at_step = nan_at_step

@@ -1,6 +1,7 @@
 """What every model family's controller offers the Trainer.
 
-A controller owns a model, its optimiser and its loss weights. `train(batch, **task)` is one
+A controller owns a model, its optimiser (built from a `TrainingConfig`, one group per
+`param_groups()` entry) and its loss weights. `train(batch, **task)` is one
 optimisation step and returns the loss terms as 0-dim tensors on the device (never read back
 here: the Trainer decides when values cross to the host).
 """
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from engine.config.training import TrainingConfig
 from engine.training.schedules import WeightSchedule
 
 LossDict = dict[str, torch.Tensor]
@@ -27,16 +29,37 @@ class Controller(ABC):
     def __init__(
         self,
         model: nn.Module,
+        training: TrainingConfig | None = None,
         *,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
         schedules: Mapping[str, WeightSchedule] | None = None,
     ):
         self.model = model
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.training = training or TrainingConfig()
+        self.optimizer = torch.optim.AdamW(
+            self.param_groups(self.training), lr=self.training.lr, weight_decay=self.training.weight_decay
+        )
         self.schedules: dict[str, WeightSchedule] = dict(schedules or {})
         self.epoch = 0
-        self.clip_grad_norm: float | None = None
+        self.clip_grad_norm: float | None = self.training.clip_grad_norm
+
+    # -- the optimiser ---------------------------------------------------------------------
+    def param_groups(self, training: TrainingConfig) -> list[dict]:
+        """The optimiser's parameter groups (hook). A group may carry its own `lr` or
+        `weight_decay` (a flow's population weights want their own rate); the others take the
+        TrainingConfig's. Same groups, same order, every call."""
+        return [{"params": list(self.model.parameters())}]
+
+    def apply_training(self, training: TrainingConfig) -> None:
+        """Take a run's settings: each group's lr and weight decay, and gradient clipping. The
+        optimiser (and its moments) stays."""
+        groups = self.param_groups(training)
+        if len(groups) != len(self.optimizer.param_groups):
+            raise ValueError("param_groups() must return the same groups every time")
+        for group, spec in zip(self.optimizer.param_groups, groups):
+            group["lr"] = group["initial_lr"] = spec.get("lr", training.lr)
+            group["weight_decay"] = spec.get("weight_decay", training.weight_decay)
+        self.training = training
+        self.clip_grad_norm = training.clip_grad_norm
 
     # -- schedules -------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import torch
 
 from engine.config.extractor import ExtractorConfig, HeadSpec, LossSpec, RegularizerSpec
+from engine.config.training import TrainingConfig
 from engine.controllers.base import Controller, LossDict
 from engine.losses import get_loss, get_regularizer
 from engine.models.extractor import Extractor
@@ -41,12 +42,11 @@ class ExtractorController(Controller):
         self.signatures = config.active_signatures
         self.signature_genes = dict(signature_genes)
         self.n_categories = dict(n_categories)
-        super().__init__(
-            model,
-            lr=config.training.lr,
-            weight_decay=config.training.weight_decay,
-            schedules=self._schedules(),
-        )
+        super().__init__(model, config.training, schedules=self._schedules())
+
+    def apply_training(self, training: TrainingConfig) -> None:
+        super().apply_training(training)
+        self.cfg = self.cfg.model_copy(update={"training": training})  # what checkpoints describe
 
     def _schedules(self):
         cfg = self.cfg

@@ -40,13 +40,27 @@ from engine.training.early_stopping import EarlyStopping
 from engine.training.events import EventLog
 from engine.training.guard import WeightSnapshot
 from engine.training.jsonl import JsonlFollower, keep_events_until
-from engine.training.lr import LrSchedule, apply_lr, lr_factor
+from engine.training.lr import apply_lr, lr_factor
 from engine.training.progress import ProgressBar, progress_enabled
 from engine.training.result import TrainingRun
 from engine.training.story import Phase, Story
 from engine.training.window import LossWindow, Readout
 
-if TYPE_CHECKING:  # the controllers import engine.training (schedules), so only for annotations
+def _training(base: TrainingConfig, settings: dict) -> TrainingConfig:
+    """`base` with `settings` (TrainingConfig field names) replaced, validated as a whole."""
+    from engine.config.files import validate_config  # engine.config imports engine.training
+    from engine.config.training import TrainingConfig
+
+    unknown = sorted(set(settings) - set(TrainingConfig.model_fields))
+    if unknown:
+        raise TypeError(f"Trainer got unknown settings {unknown}; settings are TrainingConfig fields")
+    if not settings:
+        return base
+    return validate_config(TrainingConfig, base.model_dump() | settings, "training settings")
+
+
+if TYPE_CHECKING:  # the controllers and configs import engine.training, so only for annotations
+    from engine.config.training import TrainingConfig
     from engine.controllers.base import Controller
     from engine.data.batches import CellBatches
 
@@ -84,42 +98,38 @@ class Trainer:
         self,
         controller: Controller,
         batches: CellBatches,
+        training: TrainingConfig | None = None,
         *,
-        story: Story | None = None,
-        max_epochs: int = 10,
-        batch_size: int = 256,
-        validation_fraction: float = 0.0,
-        early_stopping_patience: int | None = None,
-        min_delta: float = 0.0,
-        clip_grad_norm: float | None = None,
-        lr_schedule: LrSchedule = None,
-        lr_step_epochs: int = 10,
-        lr_gamma: float = 0.5,
-        seed: int = 0,
-        log_every: int = 10,
         checkpoint_dir: str | Path | None = None,
         checkpoint_every: int | None = None,
         events: EventLog | None = None,
         progress: bool | str = "auto",
-        bf16: bool = False,
         distributed: DistributedContext | None = None,
         train_cells=None,
         jsonl: str | Path | None = None,
-        tick_batches: int | None = None,
+        **settings,
     ):
-        if batch_size < 1 or log_every < 1 or max_epochs < 1 or lr_step_epochs < 1 or (tick_batches or 1) < 1:
-            raise ValueError("batch_size, log_every, max_epochs, lr_step_epochs and tick_batches must be at least 1")
+        """`training` holds the run's settings (default: the controller's own `TrainingConfig`);
+        `settings` are `TrainingConfig` fields that replace its values for this run. The other
+        keywords are the run's plumbing, not its settings."""
+        training = _training(training or controller.training, settings)
         if checkpoint_every is not None and (checkpoint_every < 1 or checkpoint_dir is None):
             raise ValueError("checkpoint_every needs a checkpoint_dir and must be at least 1")
-        if early_stopping_patience is not None and validation_fraction <= 0:
+        if training.early_stopping_patience is not None and training.validation_fraction <= 0:
             raise InputError(
                 "early_stopping_patience watches the validation loss, but validation_fraction is 0: "
                 "set validation_fraction above 0 (for example 0.1), or leave early stopping off"
             )
-        lr_factor(lr_schedule, 0, 1, lr_step_epochs, lr_gamma)  # rejects unknown schedules early
+        controller.apply_training(training)  # the optimiser's lr and weight decay, gradient clipping
+        self.training = training
+        batch_size, validation_fraction = training.batch_size, training.validation_fraction
+        lr_schedule, lr_step_epochs, lr_gamma = training.lr_schedule, training.lr_step_epochs, training.lr_gamma
+        early_stopping_patience, min_delta = training.early_stopping_patience, training.min_delta
+        seed, log_every, bf16, tick_batches = training.seed, training.log_every, training.bf16, training.tick_batches
+        story = training.story or Story.single(training.max_epochs)
         self.controller = controller
         self.batches = batches
-        self.story = story or Story.single(max_epochs)
+        self.story = story
         self.batch_size = batch_size
         self.lr_schedule, self.lr_step_epochs, self.lr_gamma = lr_schedule, lr_step_epochs, lr_gamma
         self.seed = seed
@@ -134,8 +144,6 @@ class Trainer:
         self.early_stopping = (
             EarlyStopping(early_stopping_patience, min_delta) if early_stopping_patience else None
         )
-        if clip_grad_norm is not None:
-            controller.clip_grad_norm = clip_grad_norm
 
         self.device = batches.device
         if distributed is not None and canonical_device(distributed.device) != canonical_device(self.device):
