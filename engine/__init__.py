@@ -6,7 +6,7 @@ from engine.data.errors import InputError
 from engine.data.genesets import match_genes, read_gene_sets
 from engine.data.knowledge import KnowledgeTable, read_knowledge_table
 from engine.data.read import read
-from engine.guided import GuidedModel
+from engine.families import FamilyModel, GuidedModel, family_class, family_names
 from engine.models.extractor import Extractor
 from engine.training import EventLog, Story, Trainer, TrainingRun
 
@@ -15,12 +15,15 @@ __all__ = [
     "EventLog",
     "Extractor",
     "ExtractorController",
+    "FamilyModel",
     "GuidedModel",
     "InputError",
     "KnowledgeTable",
     "Story",
     "Trainer",
     "TrainingRun",
+    "family_class",
+    "family_names",
     "match_genes",
     "preprocess",
     "read",

@@ -15,15 +15,15 @@ import os
 import sys
 from pathlib import Path
 
+from engine.config.family import DEFAULT_FAMILY
 from engine.config.files import read_settings
 from engine.data import preprocess
 from engine.data.errors import InputError
 from engine.data.read import read
-from engine.guided import GuidedModel
+from engine.families import family_class
 from engine.training.checkpoint import remove_stale_temporaries
 from engine.training.trainer import LAST_CHECKPOINT
 
-FAMILIES = {"guided": GuidedModel}
 PREPROCESS = {"rna": preprocess.rna, "cytometry": preprocess.cytometry}
 EXIT_INPUT, EXIT_FAILED = 2, 1
 
@@ -55,12 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _family(config_path: Path) -> str:
-    """The model family a config file names (its `family` field)."""
-    family = read_settings(config_path).get("family", "guided")
-    if family not in FAMILIES:
-        raise InputError(f"{config_path}: unknown model family {family}; known: {', '.join(sorted(FAMILIES))}")
-    return family
+def _family(config_path: Path):
+    """The registered model family a config file names (its `family` field; default "guided")."""
+    name = read_settings(config_path).get("family", DEFAULT_FAMILY)
+    try:
+        return family_class(name)
+    except InputError as error:
+        raise InputError(f"{config_path}: {error}", error.problems) from None
 
 
 def _resume_path(given: Path) -> Path:
@@ -111,7 +112,7 @@ def _open_out(out: Path, previous: list[Path], *, overwrite: bool) -> None:
 
 
 def train(args: argparse.Namespace) -> int:
-    family = FAMILIES[_family(args.config)]
+    family = _family(args.config)
     distributed = None
     device = args.device
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:

@@ -6,7 +6,8 @@ gather on the device. No per-cell Python, no collate.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +74,10 @@ class CellBatches:
     """Expression and encoded obs columns of an AnnData, on a device, in shuffled index batches.
 
     `categorical` columns become integer codes (-1 where missing) with a presence mask;
-    `continuous` columns become floats (0 where missing) with a presence mask. A batch is a dict:
+    `continuous` columns become floats (0 where missing) with a presence mask. `categories` fixes
+    a column's categories in code order (a saved model's): values outside them are missing, with a
+    warning that names them. With `absent_columns_missing`, a column the data lacks is missing in
+    every cell (a model loaded on unlabelled cells) instead of an error. A batch is a dict:
     ``{"index": LongTensor (B,), "x": FloatTensor (B, G), "obs": {col: tensor (B,)},
     "mask": {col: BoolTensor (B,)}}``.
     """
@@ -88,6 +92,8 @@ class CellBatches:
         genes: Sequence[str] | None = None,
         device: str | torch.device | None = "cpu",
         dtype: torch.dtype = torch.float32,
+        categories: Mapping[str, Sequence[str]] | None = None,
+        absent_columns_missing: bool = False,
     ):
         self.device = resolve_device(device)
         self.dtype = dtype
@@ -109,10 +115,18 @@ class CellBatches:
         self.categories: dict[str, list[str]] = {}
         self._obs: dict[str, torch.Tensor] = {}
         self._mask: dict[str, torch.Tensor] = {}
+        fixed = dict(categories or {})
         for column in categorical:
-            self._encode_categorical(adata, column)
+            if absent_columns_missing and column not in adata.obs.columns:
+                self.categories[column] = [str(c) for c in fixed.get(column, [])]
+                self._set_missing(column, torch.long, -1)
+            else:
+                self._encode_categorical(adata, column, fixed.get(column))
         for column in continuous:
-            self._encode_continuous(adata, column)
+            if absent_columns_missing and column not in adata.obs.columns:
+                self._set_missing(column, dtype, 0)
+            else:
+                self._encode_continuous(adata, column)
 
     @staticmethod
     def _matrix(adata: AnnData, layer: str | None, genes: Sequence[str] | None):
@@ -154,8 +168,28 @@ class CellBatches:
             )
         return adata.obs[column]
 
-    def _encode_categorical(self, adata: AnnData, column: str) -> None:
-        values = pd.Categorical(self._check_column(adata, column))
+    def _set_missing(self, column: str, dtype: torch.dtype, fill: int) -> None:
+        self._obs[column] = torch.full((self.n_cells,), fill, dtype=dtype, device=self.device)
+        self._mask[column] = torch.zeros(self.n_cells, dtype=torch.bool, device=self.device)
+
+    def _encode_categorical(self, adata: AnnData, column: str, fixed: Sequence[str] | None = None) -> None:
+        series = self._check_column(adata, column)
+        if fixed is None:
+            values = pd.Categorical(series)
+        else:
+            text = series.astype(object).where(series.notna())
+            text = text.map(lambda v: v if pd.isna(v) else str(v))
+            values = pd.Categorical(text, categories=[str(c) for c in fixed])
+            unseen = sorted(set(text.dropna()) - set(values.categories))
+            if unseen:
+                n = int(text.isin(unseen).sum())
+                warnings.warn(
+                    f"column {column} holds {len(unseen)} {'class' if len(unseen) == 1 else 'classes'} the model "
+                    f"was not trained on ({', '.join(unseen[:10])}{' ...' if len(unseen) > 10 else ''}); "
+                    f"the model treats {'that cell' if n == 1 else f'those {n:,} cells'} as having no {column} value",
+                    UserWarning,
+                    stacklevel=4,
+                )
         codes = torch.as_tensor(np.asarray(values.codes, dtype=np.int64), device=self.device)
         self.categories[column] = [str(c) for c in values.categories]
         self._obs[column] = codes

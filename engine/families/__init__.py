@@ -1,0 +1,19 @@
+"""Model families: one shape (`FamilyModel`) that each family fills, looked up by name."""
+from engine.data.registry import DataRegistry
+from engine.families.base import DataSpec, FamilyModel, Prediction
+from engine.families.guided import GuidedModel
+from engine.families.registry import family_class, family_names, register
+from engine.families.results import Results, write_results
+
+__all__ = [
+    "DataRegistry",
+    "DataSpec",
+    "FamilyModel",
+    "GuidedModel",
+    "Prediction",
+    "Results",
+    "family_class",
+    "family_names",
+    "register",
+    "write_results",
+]
