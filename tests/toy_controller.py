@@ -46,9 +46,13 @@ class ToyController(Controller):
         record_weights: bool = False,
         on_step: Callable[[int], None] | None = None,
         schedules=None,
+        net: nn.Module | None = None,
+        training: TrainingConfig | None = None,
     ):
-        torch.manual_seed(init_seed)
-        super().__init__(ToyNet(n_genes, hidden, dropout), TrainingConfig(lr=lr), schedules=schedules)
+        if net is None:  # a family builds (and seeds) its own module
+            torch.manual_seed(init_seed)
+            net = ToyNet(n_genes, hidden, dropout)
+        super().__init__(net, training or TrainingConfig(lr=lr), schedules=schedules)
         self.settings = {"n_genes": n_genes, "hidden": hidden, "dropout": dropout, "lr": lr}
         self.target = target
         self.nan_at_step = nan_at_step
