@@ -8,7 +8,9 @@ defaults apply) and validates again, so one call lists them all.
 from __future__ import annotations
 
 import copy
+import operator
 from dataclasses import dataclass
+from functools import reduce
 
 from pydantic import BaseModel, ValidationError
 
@@ -71,11 +73,9 @@ def problems(cls: type[BaseModel], data: dict) -> list[Problem]:
 
 def _remove(data: dict, path: list) -> bool:
     """Delete the value at an error's location so that validation goes on with its default."""
-    node = data
+    *parents, last = path
     try:
-        for key in path[:-1]:
-            node = node[key]
-        del node[path[-1]]
+        del reduce(operator.getitem, parents, data)[last]
+        return True
     except (KeyError, IndexError, TypeError):
         return False
-    return True

@@ -17,7 +17,9 @@ from anndata import AnnData
 from engine.data.batches import CellBatches
 from engine.data.errors import InputError
 
-REGISTRY_FILE = "registry.json"
+# The file name saved models had before the registry (genes, layer, name): readers of that form
+# still find those keys, and this one tells the two forms apart by `categorical`.
+REGISTRY_FILE = "genes.json"
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,14 @@ class DataRegistry:
             genes=self.genes, device=device, categories=self.categorical, absent_columns_missing=True,
         )
 
-    def save(self, directory: Path) -> None:
-        (directory / REGISTRY_FILE).write_text(json.dumps(asdict(self), indent=2))
+    def save(self, directory: Path, **about) -> None:
+        """Write the registry (and `about`: the model's family and name) as JSON into `directory`."""
+        (directory / REGISTRY_FILE).write_text(json.dumps({**about, **asdict(self)}, indent=2))
 
     @classmethod
-    def read(cls, directory: Path) -> DataRegistry:
+    def read(cls, directory: Path) -> tuple[DataRegistry | None, dict]:
+        """(the registry, or None for a model saved before it: genes and layer only; the file's data)."""
         data = json.loads((directory / REGISTRY_FILE).read_text())
-        return cls(data["genes"], data.get("layer"), data.get("categorical", {}), data.get("continuous", []))
+        if "categorical" not in data:
+            return None, data
+        return cls(data["genes"], data.get("layer"), data["categorical"], data.get("continuous", [])), data

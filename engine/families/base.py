@@ -34,8 +34,6 @@ from engine.training.story import Story
 
 WEIGHTS_FILE = "model.pt"
 CONFIG_FILE = "config.json"
-MODEL_FILE = "model.json"
-LEGACY_GENES_FILE = "genes.json"  # models saved before the data registry: genes, layer, name
 RUNTIME_KEYS = ("events", "progress", "checkpoint_dir", "checkpoint_every", "distributed", "jsonl", "train_cells")
 
 
@@ -237,12 +235,11 @@ class FamilyModel(ABC):
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Config, data registry, family and name, and the weights (state dict only)."""
+        """Config, data registry (with family and name), and the weights (state dict only)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / CONFIG_FILE).write_text(json.dumps(self.config.model_dump(mode="json"), indent=2))
-        (directory / MODEL_FILE).write_text(json.dumps({"family": self.family, "name": self.name}))
-        self.registry.save(directory)
+        self.registry.save(directory, family=self.family, name=self.name)
         torch.save(self.model.state_dict(), directory / WEIGHTS_FILE)
         return directory
 
@@ -250,23 +247,17 @@ class FamilyModel(ABC):
     def load(cls, directory: str | Path, adata: AnnData, *, device: str | torch.device | None = "auto"):
         """A saved model on `adata`: any cells with the saved genes; label columns are optional."""
         directory = Path(directory)
-        saved_by = {"registry": REGISTRY_FILE, "legacy": LEGACY_GENES_FILE}
-        kind = next((k for k, f in saved_by.items() if (directory / f).is_file()), None)
-        for required in (CONFIG_FILE, WEIGHTS_FILE, saved_by[kind or "registry"]):
+        for required in (CONFIG_FILE, REGISTRY_FILE, WEIGHTS_FILE):
             if not (directory / required).is_file():
                 raise InputError(f"{directory}: not a saved {cls.__name__} ({required} is missing)")
         config = json.loads((directory / CONFIG_FILE).read_text())
-        source = f"{directory}: the model"
-        if kind == "registry":
-            registry = DataRegistry.read(directory)
-            registry.check_genes(adata, source)
-            about = json.loads((directory / MODEL_FILE).read_text()) if (directory / MODEL_FILE).is_file() else {}
+        registry, about = DataRegistry.read(directory)
+        (registry or DataRegistry(about["genes"])).check_genes(adata, f"{directory}: the model")
+        if registry is not None:
             model = cls(adata, config=config, device=device, name=about.get("name"), registry=registry)
-        else:  # before the registry: categories come from the new cells, which need the label columns
-            saved = json.loads((directory / LEGACY_GENES_FILE).read_text())
-            DataRegistry(saved["genes"]).check_genes(adata, source)
-            model = cls(adata, config=config, layer=saved["layer"], genes=saved["genes"], device=device,
-                        name=saved["name"])
+        else:  # saved before the registry: categories come from the new cells, which need the label columns
+            model = cls(adata, config=config, layer=about.get("layer"), genes=about["genes"], device=device,
+                        name=about.get("name"))
         state = torch.load(directory / WEIGHTS_FILE, map_location=model.batches.device, weights_only=True)
         model.model.load_state_dict(state)
         return model

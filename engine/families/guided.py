@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 from anndata import AnnData
@@ -18,7 +17,6 @@ from engine.config.extractor import ExtractorConfig, HeadSpec
 from engine.controllers.extractor import ExtractorController
 from engine.data.errors import InputError
 from engine.data.genesets import match_genes
-from engine.data.registry import DataRegistry
 from engine.families.base import DataSpec, FamilyModel, Prediction
 from engine.families.registry import register
 from engine.models.extractor import Extractor
@@ -36,32 +34,20 @@ class GuidedModel(FamilyModel):
 
     config_class = ExtractorConfig
 
-    def __init__(
-        self,
-        adata: AnnData,
-        phenotypes: Mapping | None = None,
-        signatures: Mapping | None = None,
-        *,
-        config: ExtractorConfig | Mapping | str | Path | None = None,
-        layer: str | None = None,
-        genes: list[str] | None = None,
-        device: str | torch.device | None = "auto",
-        name: str | None = None,
-        registry: DataRegistry | None = None,
-        **architecture,
-    ):
+    def __init__(self, adata: AnnData, phenotypes: Mapping | None = None, signatures: Mapping | None = None,
+                 **options):
+        """`options`: `FamilyModel`'s (config, layer, genes, device, name) and `ExtractorConfig` fields."""
         if phenotypes is not None:
-            architecture["phenotypes"] = {
+            options["phenotypes"] = {
                 n: spec.model_dump() if hasattr(spec, "model_dump") else dict(spec) for n, spec in phenotypes.items()
             }
         if signatures is not None:
-            architecture["signatures"] = {
+            options["signatures"] = {
                 n: {"genes": list(spec)} if isinstance(spec, (list, tuple)) else
                 (spec.model_dump() if hasattr(spec, "model_dump") else dict(spec))
                 for n, spec in signatures.items()
             }
-        super().__init__(adata, config=config, layer=layer, genes=genes, device=device, name=name,
-                         registry=registry, **architecture)
+        super().__init__(adata, **options)
 
     # -- hooks -------------------------------------------------------------------------------
     def prepare_config(self, adata: AnnData, config: ExtractorConfig) -> ExtractorConfig:

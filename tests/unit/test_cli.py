@@ -39,7 +39,7 @@ def _check_outputs(out):
     assert sum(e["kind"] == "step" for e in events) == 2 * 4
     result = ad.read_h5ad(out / "cells.h5ad")
     assert result.obsm["X_guided_main"].shape == (80, 3)
-    assert {"config.json", "model.pt", "registry.json", "model.json"} <= {p.name for p in (out / "model").iterdir()}
+    assert {"config.json", "model.pt", "genes.json"} <= {p.name for p in (out / "model").iterdir()}
     assert list((out / "checkpoints").glob("*.pt"))
 
 

@@ -168,3 +168,17 @@ def test_weights_are_seeded_from_the_training_seed_without_touching_the_global_r
     assert torch.equal(before, after)
     assert torch.equal(one.model.trunk[0].weight, two.model.trunk[0].weight)
     assert not torch.equal(one.model.trunk[0].weight, three.model.trunk[0].weight)
+
+
+def test_a_model_saved_before_the_registry_still_loads(tmp_path):
+    import json
+
+    adata = _cells()
+    model = family_class("guided")(adata, config=GUIDED, device="cpu")
+    model.save(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "genes.json").read_text())
+    assert saved["categorical"] == {"cell_type": CLASSES} and saved["family"] == "guided"
+    old_form = {"genes": saved["genes"], "layer": None, "name": "guided"}
+    (tmp_path / "m" / "genes.json").write_text(json.dumps(old_form))
+    loaded = family_class("guided").load(tmp_path / "m", adata, device="cpu")
+    np.testing.assert_allclose(loaded.latent(), model.latent(), atol=1e-6)
