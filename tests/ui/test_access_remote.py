@@ -6,6 +6,7 @@ address: nothing leaves the machine, yet the server sees a client that is not 12
 import asyncio
 import http.client
 import json
+from concurrent.futures import ThreadPoolExecutor
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urlparse
 
@@ -94,7 +95,9 @@ async def _next_message(socket) -> str | None:
 
 
 def pulled_document(url: str, source: str) -> str:
-    return asyncio.run(asyncio.wait_for(_pulled_document(url, source), WAIT_S))
+    """In a thread of its own: after browser tests, Playwright's event loop holds the main thread."""
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(asyncio.run, asyncio.wait_for(_pulled_document(url, source), WAIT_S)).result()
 
 
 def test_another_computer_is_refused_the_page(bare_url):

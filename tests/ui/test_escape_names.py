@@ -35,8 +35,9 @@ def test_names_from_an_upload_show_as_text_everywhere(page: Page, studio_url, tm
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     open_studio(page, studio_url)
     upload(page, FILE_NAME, hostile_h5ad(tmp_path))
-    expect(page.get_by_text("50 cells × 4 genes")).to_be_visible(timeout=30_000)
-    expect(page.get_by_text(f"Loaded {FILE_NAME}: 50 cells")).to_be_visible()  # the literal name, as text
+    # the literal name, as text; the message comes last, once every view follows the new cells
+    expect(page.get_by_text(f"Loaded {FILE_NAME}: 50 cells")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("50 cells × 4 genes")).to_be_visible()
     expect(page.get_by_role("heading", name=FILE_NAME)).to_be_visible()
     tab(page, "2 · Model")
     expect(page.get_by_text(COLUMN, exact=True).first).to_be_visible(timeout=UPDATE_WAIT_MS)
