@@ -25,6 +25,7 @@ import torch
 from anndata import AnnData
 
 from engine.data.errors import InputError
+from engine.families import FamilyModel
 from engine.training import EventLog, Trainer, TrainingRun
 
 FINAL_STATES = {"finished", "stopped", "failed", "early_stopped", "cancelled"}
@@ -45,7 +46,7 @@ class RunHandle:
     id: str
     owner: str
     name: str
-    model: object
+    model: FamilyModel
     trainer: Trainer | None
     adata: AnnData | None = None
     dataset: str = ""
@@ -105,10 +106,8 @@ class RunHandle:
         A later run of the same model starts with fresh optimiser moments.
         """
         self.trainer = None
-        controller = getattr(self.model, "controller", None)
-        if controller is not None:
-            controller.optimizer.state.clear()
-            controller.model.zero_grad(set_to_none=True)
+        self.model.controller.optimizer.state.clear()
+        self.model.controller.model.zero_grad(set_to_none=True)
 
 
 class RunRegistry:
@@ -128,7 +127,7 @@ class RunRegistry:
         self._ids = itertools.count(1)
         self._reaper: threading.Thread | None = None
 
-    def submit(self, owner: str, name: str, model, trainer: Trainer, *, adata: AnnData | None = None,
+    def submit(self, owner: str, name: str, model: FamilyModel, trainer: Trainer, *, adata: AnnData | None = None,
                dataset: str = "") -> RunHandle:
         """Queue a run on its trainer's device. A model trains in one run at a time."""
         with self._lock:

@@ -11,13 +11,16 @@ import uuid
 import param
 from anndata import AnnData
 
+from engine.families import FamilyModel
+
 
 class StudioState(param.Parameterized):
     """The session's data, model, run and the last message to show."""
 
     adata = param.ClassSelector(class_=AnnData, doc="the loaded cells")
     dataset = param.String(default="", doc="what the cells are called in the page")
-    model = param.Parameter(default=None, doc="the GuidedModel built for these cells")
+    model = param.ClassSelector(class_=FamilyModel, default=None, allow_None=True,
+                                doc="the model (of any family) built for these cells")
     run_id = param.String(default=None, allow_None=True, doc="the run this session follows in the registry")
     obs_version = param.Integer(default=0, doc="bumped when obs/obsm gain columns (labels, latents)")
     owner = param.String(default="", doc="the user this session works for, in the run registry")
