@@ -177,6 +177,7 @@ class DataLoader(pn.viewable.Viewer):
         following `state.load` leaves the new cells loaded, and the message says so.
         """
         cells, dataset = self.state.adata, self.state.dataset
+        self._show(f"Loading {name} …", "info")  # the last message must not outlive the cells it spoke of
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             try:

@@ -224,3 +224,13 @@ def test_names_in_messages_are_shown_as_text(loader, tmp_path):
     assert loader.message.startswith(f"Loaded {name}")  # the message itself keeps the real name
     assert not loader.load_bytes("<b>bold</b>.xlsx", b"PK")
     assert "<b>" not in loader._alert.object and "&lt;b&gt;" in loader._alert.object
+
+
+def test_while_new_cells_are_shown_the_old_message_is_gone(loader, tmp_path):
+    """Views follow new cells one by one and the page shows each as it comes: the message must already
+    say what is happening, not what was true before."""
+    assert not loader.load_bytes("broken.h5ad", b"not hdf5" * 100)
+    seen = []
+    loader.state.param.watch(lambda _: seen.append(loader.message), "adata")
+    assert loader.load_bytes("mine.h5ad", h5ad_bytes(counts(), tmp_path))
+    assert seen == ["Loading mine.h5ad …"]
