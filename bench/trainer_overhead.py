@@ -13,6 +13,7 @@ import torch
 from workload import make_adata, make_model
 
 from engine import Trainer
+from engine.config import TrainingConfig
 
 BATCH_SIZE = 256
 
@@ -36,9 +37,8 @@ def bare_loop(adata, epochs: int) -> tuple[float, int]:
 
 def through_trainer(adata, epochs: int, log_every: int) -> tuple[float, int]:
     model = make_model(adata, **SMALL)
-    trainer = Trainer(
-        model.controller, model.batches, max_epochs=epochs, batch_size=BATCH_SIZE, log_every=log_every, progress=False
-    )
+    settings = TrainingConfig(max_epochs=epochs, batch_size=BATCH_SIZE, log_every=log_every)
+    trainer = Trainer(model.controller, model.batches, settings, progress=False)
     start = time.perf_counter()
     run = trainer.run()
     return time.perf_counter() - start, run.steps
