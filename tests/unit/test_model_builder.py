@@ -180,8 +180,7 @@ def test_the_build_button_builds(builder):
 
 
 def test_a_failed_build_leaves_the_state_alone(builder):
-    kept = object()
-    builder.state.model = kept
+    kept = builder.build_model()  # the model an earlier build made
     builder.set_phenotype("louvain", attach="bulk_labels")
     with pytest.raises(InputError):
         builder.build_model()
