@@ -32,6 +32,8 @@ class DataSummary(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self._headline = pn.pane.Markdown(css_classes=["hanami-headline"], sizing_mode="stretch_width")
+        self._non_finite = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["hanami-non-finite"],
+                                         sizing_mode="stretch_width")
         self._table = pn.widgets.Tabulator(
             pd.DataFrame(columns=["column", "kind", "categories", "missing"]),
             disabled=True,
@@ -60,6 +62,8 @@ class DataSummary(pn.viewable.Viewer):
             self.summary = None if self.adata is None else summarize(self.adata)
         s = self.summary
         self._show_headline()
+        warning = s.non_finite if s is not None else None
+        self._non_finite.param.update(object=markdown_text(warning or ""), visible=bool(warning))
         self._table.value = pd.DataFrame(
             {
                 "column": [c.name for c in s.columns],
@@ -105,6 +109,7 @@ class DataSummary(pn.viewable.Viewer):
 
         return pn.Column(
             self._headline,
+            self._non_finite,
             pn.Row(
                 card("Cell annotations (obs)", self._table),
                 card("Category counts", self._count_choice, self._count_plot, self._count_note),

@@ -100,3 +100,16 @@ def test_the_summary_headline_shows_a_file_name_as_text():
     assert "<img" not in view._headline.object and "&lt;img src" in view._headline.object
     view.title = "# not a heading *nor bold*"
     assert "\\# not a heading \\*nor bold\\*" in view._headline.object
+
+
+def test_the_summary_page_warns_about_non_finite_values_in_cells_built_in_memory():
+    """A Studio(adata) or a notebook hands cells no reader checked: the page says where NaN sits."""
+    from app.components.data_summary import DataSummary
+
+    adata = ad.AnnData(np.ones((3, 2), dtype=np.float32), obs=pd.DataFrame(index=["a", "b", "c"]),
+                       var=pd.DataFrame(index=["CD3E", "LYZ"]))
+    adata.X[1, 1] = np.nan
+    shown = DataSummary(adata=adata, title="in memory")
+    assert shown._non_finite.visible and "cell b" in shown._non_finite.object and "LYZ" in shown._non_finite.object
+    shown.adata = sc.datasets.pbmc68k_reduced()
+    assert not shown._non_finite.visible
