@@ -1,7 +1,9 @@
 """The export area: take the session's results home as files, built only when a button is clicked.
 
 Each file is made on demand (FileDownload callbacks), so nothing is serialised while the user is
-still working; a failure is reported in the page and changes nothing in the session.
+still working; a failure is reported in the page and changes nothing in the session. The model's
+results go into a copy of the cells through the model's own `write` (the one writer), so an export
+never changes the session's data as a side effect.
 """
 from __future__ import annotations
 
@@ -49,11 +51,8 @@ class ExportPanel(pn.viewable.Viewer):
 
     # -- the files ---------------------------------------------------------------------------
     def h5ad_bytes(self) -> bytes:
-        """The cells as .h5ad; with a model, its latents are written into them first."""
-        adata = self._adata()
-        if self.state.model is not None:
-            self.state.model.write(adata)
-            self.state.touch_obs()
+        """The cells as .h5ad; with a model, a copy of them holding its results."""
+        adata = self._exported()
         with tempfile.TemporaryDirectory(prefix="hanami-export-") as folder:
             path = Path(folder) / "cells.h5ad"
             adata.write_h5ad(path)  # h5py wants a file; the bytes are read back for the download
@@ -61,7 +60,7 @@ class ExportPanel(pn.viewable.Viewer):
 
     def csv_text(self) -> str:
         """One row per cell: every obsm['X_*'] embedding as key_0, key_1, ... then the categorical labels."""
-        adata = self._adata()
+        adata = self._exported()
         columns = {}
         for key in sorted(k for k in adata.obsm if k.startswith(EMBEDDING_PREFIX)):
             values = adata.obsm[key]
@@ -93,6 +92,15 @@ class ExportPanel(pn.viewable.Viewer):
         return self.png_source()
 
     # -- helpers -----------------------------------------------------------------------------
+    def _exported(self):
+        """The session's cells, or with a model a copy of them holding its results (`model.write`)."""
+        adata = self._adata()
+        if self.state.model is None:
+            return adata
+        exported = adata.copy()
+        self.state.model.write(exported)
+        return exported
+
     def _adata(self):
         if self.state.adata is None:
             raise InputError("No cells loaded: load a file or the demo in the data area first.")

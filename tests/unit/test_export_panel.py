@@ -49,7 +49,21 @@ def test_h5ad_holds_the_model_latents(trained):
     back = ad.read_h5ad(io.BytesIO(data))
     assert back.shape == (60, 20) and back.obsm["X_guided_main"].shape == (60, 3)
     np.testing.assert_allclose(back.obsm["X_guided_main"], trained.model.latent("main"), atol=1e-6)
-    assert "X_guided_main" in trained.adata.obsm and trained.obs_version == version + 1
+    assert trained.obs_version == version
+
+
+def test_an_h5ad_export_leaves_the_session_cells_unchanged():
+    state = StudioState()
+    state.load(cells(), "small")
+    state.model = engine.GuidedModel(state.adata, phenotypes={"cell_type": {}}, device="cpu",
+                                     pre_encoder_dims=[16], encoder_dims=[8], decoder_dims=[16], main_latent_dim=3)
+    before = (set(state.adata.obsm), list(state.adata.obs.columns), set(state.adata.uns), state.obs_version)
+    back = ad.read_h5ad(io.BytesIO(ExportPanel(state).h5ad_bytes()))
+    csv = ExportPanel(state).csv_text()
+    after = (set(state.adata.obsm), list(state.adata.obs.columns), set(state.adata.uns), state.obs_version)
+    assert after == before and "X_guided_main" not in state.adata.obsm
+    np.testing.assert_allclose(back.obsm["X_guided_main"], state.model.latent("main"), atol=1e-6)
+    assert "guided" in back.uns and "X_guided_main_0" in csv.splitlines()[0]
 
 
 def test_csv_has_flattened_embeddings_and_categorical_labels():
