@@ -6,6 +6,7 @@ import panel as pn
 import pytest
 import scanpy as sc
 
+from app.builders.guided import GuidedBuilder
 from app.components.model_builder import ModelBuilder
 from app.state import StudioState
 from engine import GuidedModel, InputError
@@ -21,7 +22,7 @@ def pbmc():
 def builder(pbmc):
     state = StudioState()
     state.load(pbmc, "pbmc68k_reduced")
-    return ModelBuilder(state)
+    return ModelBuilder(state).builder
 
 
 def test_rows_for_usable_columns_with_inferred_kinds(builder):
@@ -40,7 +41,7 @@ def test_identifier_and_constant_columns_get_no_row(pbmc):
     adata.obs["one_donor"] = "d1"
     state = StudioState()
     state.load(adata, "ids")
-    rows = ModelBuilder(state)._pheno_rows
+    rows = GuidedBuilder(state)._pheno_rows
     assert "barcode" not in rows and "one_donor" not in rows and "bulk_labels" in rows
 
 
@@ -222,7 +223,7 @@ def test_head_names_the_model_accepts(pbmc):
     adata.obs["sample.id"] = adata.obs["phase"]
     state = StudioState()
     state.load(adata, "odd names")
-    builder = ModelBuilder(state)
+    builder = GuidedBuilder(state)
     builder.set_phenotype("all")
     builder.set_phenotype("sample.id")
     phenotypes = builder.config().phenotypes
@@ -261,7 +262,7 @@ def test_user_names_are_shown_as_text(pbmc):
     adata.obs[EVIL] = np.where(adata.obs["phase"] == "G1", EVIL, "<b>other</b>")
     state = StudioState()
     state.load(adata, "evil")
-    builder = ModelBuilder(state)
+    builder = GuidedBuilder(state)
     row = builder._pheno_rows[EVIL]
     name = row.view.objects[0].objects[0].object  # the row's name cell (an HTML pane)
     assert "<img" not in name and "&lt;img src=x onerror=alert(1)&gt;" in name
@@ -287,3 +288,22 @@ def test_a_very_long_gene_set_file_name_is_read(builder):
     assert builder._sig_rows[name].genes == ["CD3E", "LYZ"]
     assert builder.add_gene_sets(f"{'s' * 300}.gmt", b"T\tdesc\tCD3D\n") == ["T"]
     assert builder._upload_message.alert_type == "success"
+
+
+def test_the_model_tab_offers_the_registered_families(pbmc):
+    state = StudioState()
+    state.load(pbmc, "pbmc68k_reduced")
+    tab = ModelBuilder(state)
+    assert list(tab._chooser.options.values()) == ["guided"] and tab.family == "guided"
+    assert isinstance(tab.builder, GuidedBuilder) and len(tab._body.objects) == 1
+    assert tab.training_options() == tab.builder.training_options()
+
+
+def test_problems_come_with_their_engine_location(builder):
+    builder.set_phenotype("bulk_labels", latent_dim=0)
+    builder._main_latent.value = 0
+    found = {p.where: p for p in builder.problems()}
+    assert found["phenotypes.bulk_labels"].text.startswith("latent_dim: ")
+    assert found["phenotypes.bulk_labels"].line.startswith("phenotypes.bulk_labels.latent_dim: ")
+    assert found["architecture"].line.startswith("main_latent_dim: ")
+    assert builder._alerts["architecture"].visible

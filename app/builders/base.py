@@ -1,0 +1,177 @@
+"""`FamilyBuilder`: the Model tab's part for one model family.
+
+A family's builder fills a few hooks: `config_data()` (its settings as the family's config dict),
+`checks()` (what a configuration cannot check alone: values and genes in the data, settings that
+train nothing), `place(location)` (which control an engine problem belongs beside), `fit()`
+(greys and hides its widgets to fit their values), `alerts()` (where problems are shown) and
+`controls()` (its widgets). The base validates through `engine.config.problems`, so every
+problem comes with its field location and none is parsed from error text; it builds
+`family_class(family)(state.adata, config=..., device="auto")` into `state.model`.
+"""
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import ClassVar
+
+import panel as pn
+import param
+
+from app.builders.widgets import alert, say
+from app.state import StudioState
+from engine.config.problems import problems as config_problems
+from engine.data.errors import InputError
+from engine.families import FamilyModel, family_class
+
+SETTINGS = "model settings"
+
+
+@dataclass
+class Problem:
+    """A problem shown beside a control: `where` names a row or a settings area.
+
+    `level` is "danger" (stops the build) or "warning" (only explains); `text` is what the control
+    shows, `line` the full sentence config() raises.
+    """
+
+    where: str
+    level: str
+    text: str
+    line: str = ""
+
+    def __post_init__(self):
+        self.line = self.line or f"{self.where}: {self.text}"
+
+
+class FamilyBuilder(pn.viewable.Viewer):
+    """Settings for one family on `state.adata`; `build()` puts the model in `state.model`."""
+
+    family: ClassVar[str] = ""
+    title: ClassVar[str] = ""  # what the family chooser shows a biologist
+    state = param.ClassSelector(class_=StudioState, doc="The session this builder works for.")
+    valid = param.Boolean(default=False, constant=True, doc="True when config() would succeed.")
+
+    def __init__(self, state: StudioState, **params):
+        super().__init__(state=state, **params)
+        self._holding = 0
+        self._build_button = pn.widgets.Button(label="Build model", color="primary", icon="hammer",
+                                               css_classes=["hanami-build-model"], width=160)
+        self._build_button.on_click(self._on_build)
+        self._status = alert("hanami-build-status")
+        self._general = alert("hanami-model-general-problem")
+
+    # -- hooks -------------------------------------------------------------------------------
+    def config_data(self) -> dict:
+        """The settings as the family's configuration dict."""
+        raise NotImplementedError
+
+    def checks(self) -> list[Problem]:
+        """Problems the configuration cannot see (none by default)."""
+        return []
+
+    def place(self, location: tuple[str, ...]) -> tuple[str, str]:
+        """(where, prefix) for a configuration problem: the control key and what to put before it."""
+        return "general", ".".join(location)
+
+    def fit(self) -> None:
+        """Fit widgets to their values before problems are shown (nothing by default)."""
+
+    def alerts(self) -> dict[str, pn.pane.Alert]:
+        """Where each kind of problem is shown, by `where`; 'general' is added by the base."""
+        return {}
+
+    def controls(self) -> list:
+        """The family's widgets, above the build button."""
+        return []
+
+    def built(self, model: FamilyModel) -> str:
+        """The success line after a build."""
+        parameters = sum(p.numel() for p in model.model.parameters())
+        return f"Model built on {model.batches.device}: latents {', '.join(model.latent_names)}; {parameters:,} parameters."
+
+    # -- validation --------------------------------------------------------------------------
+    def problems(self) -> list[Problem]:
+        """Every problem: the builder's own checks, then the engine's with their locations."""
+        found = self.checks()
+        config_class = family_class(self.family).config_class
+        for problem in config_problems(config_class, self.config_data()):
+            where, prefix = self.place(problem.location)
+            text = f"{prefix}: {problem.message}" if prefix else problem.message
+            found.append(Problem(where, "danger", text, str(problem)))
+        return found
+
+    def config(self):
+        """The validated configuration, or engine.InputError with one line per problem."""
+        errors = [p for p in self.problems() if p.level == "danger"]
+        if errors:
+            lines = [f"{SETTINGS}: {len(errors)} problem(s)", *(f"  - {p.line}" for p in errors)]
+            raise InputError("\n".join(lines))
+        return family_class(self.family).config_class.model_validate(self.config_data())
+
+    @contextmanager
+    def _batch(self):
+        """Set many widgets, validate once at the end."""
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+            self._refresh()
+
+    def _refresh(self, *_) -> None:
+        """Validate and put each problem beside its control."""
+        if self._holding:
+            return
+        self._holding += 1  # fit() may set widgets; their watchers must not re-enter
+        try:
+            self.fit()
+            found = self.problems()
+            for where, pane in (self.alerts() | {"general": self._general}).items():
+                here = [p for p in found if p.where == where]
+                if here:
+                    say(pane, "danger" if any(p.level == "danger" for p in here) else "warning", *(p.text for p in here))
+                else:
+                    pane.visible = False
+            with param.edit_constant(self):
+                self.valid = not any(p.level == "danger" for p in found)
+            self._build_button.disabled = not self.valid
+        finally:
+            self._holding -= 1
+
+    # -- building ----------------------------------------------------------------------------
+    def build(self) -> FamilyModel:
+        """Build the family's model for `state.adata` and store it in `state.model`.
+
+        On failure the reason is shown in the page, `state` is left as it was, and
+        engine.InputError is raised.
+        """
+        try:
+            if self.state.adata is None:
+                raise InputError("no cells are loaded: load data before building a model")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model = family_class(self.family)(self.state.adata, config=self.config(), device="auto")
+        except (ValueError, RuntimeError) as error:  # InputError is a ValueError; RuntimeError covers the device
+            say(self._status, "danger", "The model was not built.", str(error))
+            if isinstance(error, InputError):
+                raise
+            raise InputError(str(error)) from error
+        self.state.model = model
+        say(self._status, "success", self.built(model), *(str(w.message) for w in caught))
+        return model
+
+    build_model = build
+
+    def _on_build(self, _) -> None:
+        self._build_button.loading = True
+        try:
+            self.build()
+        except InputError:
+            pass  # build() has shown the reason beside the button
+        finally:
+            self._build_button.loading = False
+
+    def __panel__(self):
+        return pn.Column(*self.controls(), pn.Row(self._build_button, self._general, sizing_mode="stretch_width"),
+                         self._status, sizing_mode="stretch_width", css_classes=[f"hanami-builder-{self.family}"])
