@@ -47,7 +47,8 @@ class Studio(pn.viewable.Viewer):
             self.state = StudioState(owner=owner, adata=adata, dataset=title or "AnnData in memory")
         self.data = DataLoader(self.state, settings or Settings.from_env())
         self.builder = ModelBuilder(self.state)
-        self.monitor = TrainingMonitor(self.state, training_options=self.builder.training_options)
+        self.monitor = TrainingMonitor(self.state, training_options=self.builder.training_options,
+                                       options_view=self.builder.training)
         self.explorer = EmbeddingExplorer(self.state)
         self.export = ExportPanel(self.state, png_source=self.explorer.png_bytes)
         self.monitor.param.watch(self._publish_results, "run_state")

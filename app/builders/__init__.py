@@ -1,18 +1,1 @@
-"""One `FamilyBuilder` per model family, by the family's registered name."""
-from __future__ import annotations
-
-from app.builders.base import FamilyBuilder, Problem
-from app.builders.guided import GuidedBuilder
-
-BUILDERS: dict[str, type[FamilyBuilder]] = {GuidedBuilder.family: GuidedBuilder}
-
-
-def builder_class(family: str) -> type[FamilyBuilder]:
-    """The builder of a registered family, or KeyError naming those the studio can build."""
-    try:
-        return BUILDERS[family]
-    except KeyError:
-        raise KeyError(f"the studio has no builder for the {family!r} family; it has {sorted(BUILDERS)}") from None
-
-
-__all__ = ["BUILDERS", "FamilyBuilder", "GuidedBuilder", "Problem", "builder_class"]
+"""The Model tab's builders: one `FamilyBuilder` per model family (`app.builders.registry`)."""

@@ -3,8 +3,10 @@
 A family's builder fills a few hooks: `config_data()` (its settings as the family's config dict),
 `checks()` (what a configuration cannot check alone: values and genes in the data, settings that
 train nothing), `place(location)` (which control an engine problem belongs beside), `fit()`
-(greys and hides its widgets to fit their values), `alerts()` (where problems are shown) and
-`controls()` (its widgets). The base validates through `engine.config.problems`, so every
+(greys and hides its widgets to fit their values), `alerts()` (where problems are shown),
+`controls()` (its widgets) and its part of the training story (`phase_task()`, `warmup_task`).
+How it trains is the shared `TrainingOptions` view (the Train tab), which the builder validates
+with the rest of the configuration. The base validates through `engine.config.problems`, so every
 problem comes with its field location and none is parsed from error text; it builds
 `family_class(family)(state.adata, config=..., device="auto")` into `state.model`.
 """
@@ -13,18 +15,20 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 import panel as pn
 import param
 
 from app.builders.widgets import alert, say
+from app.components.training_options import TrainingOptions
 from app.state import StudioState
 from engine.config.problems import problems as config_problems
 from engine.data.errors import InputError
 from engine.families import FamilyModel, family_class
 
 SETTINGS = "model settings"
+SEE_TRAINING = "the training options (Train tab) have a problem: see them there"
 
 
 @dataclass
@@ -49,12 +53,17 @@ class FamilyBuilder(pn.viewable.Viewer):
 
     family: ClassVar[str] = ""
     title: ClassVar[str] = ""  # what the family chooser shows a biologist
+    warmup_task: ClassVar[Optional[dict]] = None  # task settings of a warm-up phase; None: no warm-up
+    warmup_label: ClassVar[str] = ""  # how the story choice names that warm-up
+    warmup_name: ClassVar[str] = "warmup"  # the warm-up phase's name
     state = param.ClassSelector(class_=StudioState, doc="The session this builder works for.")
     valid = param.Boolean(default=False, constant=True, doc="True when config() would succeed.")
 
-    def __init__(self, state: StudioState, **params):
+    def __init__(self, state: StudioState, training: TrainingOptions | None = None, **params):
         super().__init__(state=state, **params)
         self._holding = 0
+        self.training = training if training is not None else TrainingOptions(family=lambda: self)
+        self.training.param.watch(self._on_training, "changed")
         self._build_button = pn.widgets.Button(label="Build model", color="primary", icon="hammer",
                                                css_classes=["hanami-build-model"], width=160)
         self._build_button.on_click(self._on_build)
@@ -85,10 +94,18 @@ class FamilyBuilder(pn.viewable.Viewer):
         """The family's widgets, above the build button."""
         return []
 
+    def phase_task(self) -> dict:
+        """Task settings every training phase carries (none by default)."""
+        return {}
+
     def built(self, model: FamilyModel) -> str:
         """The success line after a build."""
         parameters = sum(p.numel() for p in model.model.parameters())
         return f"Model built on {model.batches.device}: latents {', '.join(model.latent_names)}; {parameters:,} parameters."
+
+    def training_options(self) -> dict:
+        """Keyword arguments for `model.trainer`, from the shared training options."""
+        return self.training.options()
 
     # -- validation --------------------------------------------------------------------------
     def problems(self) -> list[Problem]:
@@ -119,6 +136,10 @@ class FamilyBuilder(pn.viewable.Viewer):
             self._holding -= 1
             self._refresh()
 
+    def _on_training(self, _) -> None:
+        if self.training.family is None or self.training.family() is self:  # only the family shown
+            self._refresh()
+
     def _refresh(self, *_) -> None:
         """Validate and put each problem beside its control."""
         if self._holding:
@@ -126,8 +147,12 @@ class FamilyBuilder(pn.viewable.Viewer):
         self._holding += 1  # fit() may set widgets; their watchers must not re-enter
         try:
             self.fit()
+            self.training.fit()
             found = self.problems()
-            for where, pane in (self.alerts() | {"general": self._general}).items():
+            if any(p.level == "danger" and p.where in self.training.alerts for p in found):
+                found.append(Problem("general", "danger", SEE_TRAINING))
+            panes = self.alerts() | self.training.alerts | {"general": self._general}
+            for where, pane in panes.items():
                 here = [p for p in found if p.where == where]
                 if here:
                     say(pane, "danger" if any(p.level == "danger" for p in here) else "warning", *(p.text for p in here))

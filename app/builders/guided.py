@@ -16,18 +16,18 @@ from app.builders.base import FamilyBuilder, Problem
 from app.builders.gene_sets import built_in_sets, read_upload
 from app.builders.guided_heads import OWN, PhenotypeRow, SignatureRow, is_number, safe_name
 from app.builders.widgets import alert, say
+from app.components.training_options import TrainingOptions
 from app.state import StudioState
 from engine.config.choices import LOSSES_FOR, REGULARIZERS
 from engine.data.errors import InputError
 
 DETACH = {"none": "none", "pre-encoder (trunk frozen)": "pre_encoder", "encoder (trunk and encoders frozen)": "encoder"}
-FROM_START, RECONSTRUCTION_FIRST = "heads from the start", "reconstruction first, then add the heads"
 PHENOTYPE_HELP = ("Each switched-on obs column gets a head. <b>learn</b>: the head predicts the column and "
                   "shapes its latent; <b>remove</b>: the embedding is pushed to forget it (batch, donor); "
                   "<b>neutralize</b>: the head only reads the embedding out.")
 SIGNATURE_HELP = ("Each switched-on gene set gets a latent that predicts its genes' expression; "
                   "<b>exclude from input</b> hides those genes from the encoder, so the model must infer them.")
-TRAINING_HELP = "Sizes, losses and how the model trains; the training area starts the run."
+ARCHITECTURE_HELP = "Sizes, losses and where gradients stop; epochs, learning rate and the story are in the Train tab."
 AREAS = [("training.story", "story"), ("training", "training"), ("main_regularizers", "regularizer"),
          ("main_latent_dim", "architecture"), ("reconstruction", "architecture")]
 
@@ -37,9 +37,12 @@ class GuidedBuilder(FamilyBuilder):
 
     family = "guided"
     title = "knowledge-guided autoencoder (heads from obs columns and gene sets)"
+    warmup_task = {"backward_pheno_loss": False, "backward_signature_loss": False}
+    warmup_label = "reconstruction first, then add the heads"
+    warmup_name = "reconstruction"
 
-    def __init__(self, state: StudioState, **params):
-        super().__init__(state, **params)
+    def __init__(self, state: StudioState, training: TrainingOptions | None = None, **params):
+        super().__init__(state, training, **params)
         self._pheno_rows: dict[str, PhenotypeRow] = {}
         self._sig_rows: dict[str, SignatureRow] = {}
         self._pheno_box = pn.Column(sizing_mode="stretch_width", margin=0)
@@ -69,22 +72,13 @@ class GuidedBuilder(FamilyBuilder):
                                           value=1.0, start=0, step=0.1, width=150)
         self._detach = widget(pn.widgets.Select, "detach", label="stop gradients at", options=DETACH, value="none",
                               width=290)
-        self._epochs = widget(pn.widgets.IntInput, "epochs", label="epochs", value=30, start=1, width=110)
-        self._batch_size = widget(pn.widgets.IntInput, "batch-size", label="batch size", value=256, start=2, step=64,
-                                  width=110)
-        self._lr = widget(pn.widgets.FloatInput, "lr", label="learning rate", value=1e-3, start=1e-7, step=1e-4,
-                          format="0.[00000]", width=130)
-        self._story_choice = widget(pn.widgets.RadioBoxGroup, "story", label="training story",
-                                    options=[FROM_START, RECONSTRUCTION_FIRST], value=FROM_START, inline=True)
-        self._warmup = widget(pn.widgets.IntInput, "warmup", label="reconstruction-only epochs", value=5, start=1,
-                              width=190)
         self._upload = pn.widgets.FileInput(accept=".gmt,.json,.txt", multiple=False,
                                             label="add gene sets (.gmt, .json or .txt)",
                                             css_classes=["hanami-geneset-upload"])
         self._upload.param.watch(self._on_upload, "value")
         self._upload_message = alert("hanami-geneset-upload-problem")
         self._alerts = {key: alert(f"hanami-model-{key}-problem")
-                        for key in ("architecture", "regularizer", "detach", "training", "story")}
+                        for key in ("architecture", "regularizer", "detach")}
         self._alerts["general"] = self._general
 
     def controls(self) -> list:
@@ -97,14 +91,10 @@ class GuidedBuilder(FamilyBuilder):
             card("Phenotype heads", PHENOTYPE_HELP, self._pheno_box),
             card("Signature heads", SIGNATURE_HELP, self._sig_box, self._upload, self._upload_message),
             card(
-                "Architecture and training", TRAINING_HELP,
+                "Architecture", ARCHITECTURE_HELP,
                 pn.Row(self._main_latent, self._reconstruction, self._reconstruction_weight), a["architecture"],
                 pn.Row(self._regularizer, self._regularizer_weight), a["regularizer"],
                 self._detach, a["detach"],
-                pn.Row(self._epochs, self._batch_size, self._lr), a["training"],
-                pn.Row(pn.Column(pn.pane.HTML("training story", margin=(5, 10, 0, 10)), self._story_choice),
-                       self._warmup),
-                a["story"],
             ),
         ]
 
@@ -183,22 +173,9 @@ class GuidedBuilder(FamilyBuilder):
         return list(sets)
 
     # -- configuration ---------------------------------------------------------------------
-    def _story(self) -> dict | None:
-        detach = {} if self._detach.value == "none" else {"detach": True, "detach_from": self._detach.value}
-        epochs = self._epochs.value
-        if self._story_choice.value == FROM_START:
-            return {"phases": [{"name": "train", "epochs": epochs, "tasks": [detach]}]} if detach else None
-        warmup = min(self._warmup.value, epochs)
-        phases = [{"name": "reconstruction", "epochs": warmup,
-                   "tasks": [{"backward_pheno_loss": False, "backward_signature_loss": False, **detach}]}]
-        if epochs > warmup:
-            phases.append({"name": "heads", "epochs": epochs - warmup, "tasks": [detach]})
-        return {"phases": phases}
-
-    def training_options(self) -> dict:
-        """Keyword arguments for `GuidedModel.trainer`: max_epochs, batch_size, lr, story."""
-        return {"max_epochs": self._epochs.value, "batch_size": self._batch_size.value, "lr": self._lr.value,
-                "story": self._story()}
+    def phase_task(self) -> dict:
+        """Where gradients stop, in every phase."""
+        return {} if self._detach.value == "none" else {"detach": True, "detach_from": self._detach.value}
 
     def config_data(self) -> dict:
         """The configuration as a dict: active heads, plus the switched-off heads they attach to."""
@@ -242,9 +219,10 @@ class GuidedBuilder(FamilyBuilder):
             what = "heads and decoder" if heads_on else "only the decoder (only reconstruction is on)"
             problems.append(Problem("detach", "warning", "nothing learns in the trunk or the latent encoders: the "
                                                          f"latents stay random and {what} learn from them"))
-        if self._story_choice.value == RECONSTRUCTION_FIRST:
-            if self._warmup.value >= self._epochs.value:
-                problems.append(Problem("story", "danger", f"reconstruction-only takes all {self._epochs.value} "
+        epochs, warmup = self.training.epochs, self.training.warmup_epochs
+        if self.training.warming_up:
+            if warmup >= epochs:
+                problems.append(Problem("story", "danger", f"reconstruction-only takes all {epochs} "
                                                            "epochs, so the heads never train: lower it or raise "
                                                            "the epochs"))
             if not heads_on:
@@ -262,7 +240,6 @@ class GuidedBuilder(FamilyBuilder):
             row.show(owners)
         for row in self._sig_rows.values():
             row.show()
-        self._warmup.visible = self._story_choice.value == RECONSTRUCTION_FIRST
 
     # -- for tests and notebooks -----------------------------------------------------------
     def set_phenotype(self, column: str, on: bool = True, role: str = "learn", latent_dim: int = 8,

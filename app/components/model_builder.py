@@ -2,15 +2,18 @@
 
 The chooser lists the families the engine registers (`engine.families.family_names`) that the
 studio has a builder for (`app.builders`); each family's settings, problems and build button are
-its `FamilyBuilder`. The training monitor takes `training_options()` and the model from
-`state.model`.
+its `FamilyBuilder`. How the model trains is one shared view for every family, `training`
+(`TrainingOptions`), which the Train tab shows; the training monitor takes `training_options()`
+and the model from `state.model`.
 """
 from __future__ import annotations
 
 import panel as pn
 import param
 
-from app.builders import BUILDERS, FamilyBuilder
+from app.builders.base import FamilyBuilder
+from app.builders.registry import BUILDERS
+from app.components.training_options import TrainingOptions
 from app.state import StudioState
 from engine.families import family_names
 
@@ -27,6 +30,7 @@ class ModelBuilder(pn.viewable.Viewer):
         super().__init__(state=state, **params)
         families = [name for name in family_names() if name in BUILDERS]
         self._builders: dict[str, FamilyBuilder] = {}
+        self.training = TrainingOptions(family=lambda: self._builders.get(self.family))
         self._chooser = pn.widgets.Select(label="model family", options={BUILDERS[f].title or f: f for f in families},
                                           value=self.family if self.family in families else families[0],
                                           css_classes=["hanami-model-family"], width=460)
@@ -39,12 +43,13 @@ class ModelBuilder(pn.viewable.Viewer):
         """The chosen family's builder (made on first choice, then kept with its settings)."""
         family = self._chooser.value
         if family not in self._builders:
-            self._builders[family] = BUILDERS[family](self.state)
+            self._builders[family] = BUILDERS[family](self.state, self.training)
         return self._builders[family]
 
     def _on_family(self, *_) -> None:
         self.family = self._chooser.value
         self._body.objects = [self.builder]
+        self.builder._refresh()  # the shared training options follow the family shown
 
     def training_options(self) -> dict:
         """The chosen family's trainer keyword arguments."""

@@ -57,10 +57,12 @@ class TrainingMonitor(pn.viewable.Viewer):
     message = param.String(default="", doc="Why the last button press did nothing.")
     error = param.String(default="", doc="Why the run failed.")
 
-    def __init__(self, state: StudioState | None = None, training_options=None, **params):
+    def __init__(self, state: StudioState | None = None, training_options=None, options_view=None, **params):
+        """`options_view`, when given, is shown above the buttons (the shared training options)."""
         if training_options is not None:
             params["training_options"] = training_options
         super().__init__(state=state, **params)
+        self._options_view = options_view
         if self.run is not None:
             self.events = self.run.events
         self.curves = LossCurves()
@@ -99,6 +101,7 @@ class TrainingMonitor(pn.viewable.Viewer):
         self._message = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["hanami-message"])
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["hanami-error"])
         self._layout = pn.Column(
+            *([self._options_view] if self._options_view is not None else []),
             pn.Row(self._start, self._pause, self._stop, self._state_text),
             self._message,
             self._error,

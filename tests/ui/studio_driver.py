@@ -45,15 +45,15 @@ def tab(page: Page, name: str) -> None:
 
 
 def build_and_start(page: Page, epochs: int = 5000) -> None:
-    """Switch the bulk_labels head on, build the model and press Start."""
+    """Switch the bulk_labels head on, build the model, set the epochs and press Start."""
     tab(page, "2 · Model")
     page.locator(".hanami-pheno-bulk_labels-on").click()
-    epochs_box = page.locator(".hanami-model-epochs input")
-    epochs_box.fill(str(epochs))
-    epochs_box.press("Enter")
     page.locator(".hanami-build-model button").click()
     expect(page.locator(".hanami-build-status")).to_contain_text("Model built", timeout=30_000)
     tab(page, "3 · Train")
+    epochs_box = page.locator(".hanami-model-epochs input")  # the training options are in the Train tab
+    epochs_box.fill(str(epochs))
+    epochs_box.press("Enter")
     page.locator(".hanami-start button").click()
 
 

@@ -142,8 +142,8 @@ def test_uploading_a_bad_gmt_shows_the_error(builder):
 def test_detach_and_two_phase_story_become_task_settings(builder):
     builder._detach.value = "encoder"
     assert builder.valid and builder._alerts["detach"].alert_type == "warning"
-    builder._story_choice.value = "reconstruction first, then add the heads"
-    builder._warmup.value, builder._epochs.value = 3, 10
+    builder.training._story_choice.value = "reconstruction first, then add the heads"
+    builder.training._warmup.value, builder.training._epochs.value = 3, 10
     story = builder.training_options()["story"]
     detach = {"detach": True, "detach_from": "encoder"}
     assert story == {"phases": [
@@ -152,8 +152,8 @@ def test_detach_and_two_phase_story_become_task_settings(builder):
         {"name": "heads", "epochs": 7, "tasks": [detach]},
     ]}
     assert builder.config().training.story.total_epochs == 10
-    builder._warmup.value = 10
-    assert not builder.valid and "never train" in shown(builder._alerts["story"])
+    builder.training._warmup.value = 10
+    assert not builder.valid and "never train" in shown(builder.training.alerts["story"])
 
 
 def test_training_options_without_story(builder):
@@ -243,8 +243,8 @@ def test_the_built_model_trains_through_the_story(builder):
     builder.set_phenotype("bulk_labels")
     builder.set_signature("NK cells", exclude=True)
     builder._detach.value = "pre_encoder"
-    builder._story_choice.value = "reconstruction first, then add the heads"
-    builder._epochs.value, builder._warmup.value = 2, 1
+    builder.training._story_choice.value = "reconstruction first, then add the heads"
+    builder.training._epochs.value, builder.training._warmup.value = 2, 1
     model = builder.build_model()
     run = model.trainer(**builder.training_options(), progress=False).run()
     history = run.history()
@@ -307,3 +307,21 @@ def test_problems_come_with_their_engine_location(builder):
     assert found["phenotypes.bulk_labels"].line.startswith("phenotypes.bulk_labels.latent_dim: ")
     assert found["architecture"].line.startswith("main_latent_dim: ")
     assert builder._alerts["architecture"].visible
+
+
+def test_the_training_options_are_one_view_shared_with_the_train_tab(pbmc):
+    state = StudioState()
+    state.load(pbmc, "pbmc68k_reduced")
+    tab = ModelBuilder(state)
+    training, builder = tab.training, tab.builder
+    assert builder.training is training and training.family() is builder
+    assert training._story_choice.options == ["heads from the start", "reconstruction first, then add the heads"]
+    assert training._warmup.label == "reconstruction-only epochs" and not training._warmup.visible
+    training._epochs.value = 7
+    builder._detach.value = "encoder"
+    assert tab.training_options()["max_epochs"] == 7
+    assert tab.training_options()["story"] == {"phases": [
+        {"name": "train", "epochs": 7, "tasks": [{"detach": True, "detach_from": "encoder"}]}]}
+    training._lr.value = -1.0
+    assert not builder.valid and training.alerts["training"].visible
+    assert "Train tab" in shown(builder._general)

@@ -1,0 +1,102 @@
+"""How a model trains, the same view for every family: epochs, batch size, learning rate, story.
+
+The Train tab shows it; the training monitor takes `options()` (the keyword arguments of
+`model.trainer`) at Start. A family adds to the story through its builder's hooks: the task
+settings of every phase (`phase_task()`) and, where it has one, a warm-up phase (`warmup_task`,
+named by `warmup_label`). Problems the family's configuration finds in these settings are shown
+here, beside their controls.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import panel as pn
+import param
+
+from app.builders.widgets import alert
+
+FROM_START = "heads from the start"
+HELP = "How the built model trains; Start below begins the run."
+
+
+class TrainingOptions(pn.viewable.Viewer):
+    """The shared training settings; `family` gives the story's family-specific tasks."""
+
+    changed = param.Event(doc="Fires when any setting changes.")
+
+    def __init__(self, family: Callable[[], object] | None = None, **params):
+        super().__init__(**params)
+        self.family = family  # returns the chosen family's builder (its story hooks), or None
+
+        def widget(cls, css, **kw):
+            made = cls(css_classes=[f"hanami-model-{css}"], **kw)
+            made.param.watch(lambda _: self.param.trigger("changed"), "value")
+            return made
+
+        self._epochs = widget(pn.widgets.IntInput, "epochs", label="epochs", value=30, start=1, width=110)
+        self._batch_size = widget(pn.widgets.IntInput, "batch-size", label="batch size", value=256, start=2, step=64,
+                                  width=110)
+        self._lr = widget(pn.widgets.FloatInput, "lr", label="learning rate", value=1e-3, start=1e-7, step=1e-4,
+                          format="0.[00000]", width=130)
+        self._story_choice = widget(pn.widgets.RadioBoxGroup, "story", label="training story",
+                                    options=[FROM_START], value=FROM_START, inline=True)
+        self._warmup = widget(pn.widgets.IntInput, "warmup", label="warm-up epochs", value=5, start=1, width=190)
+        self.alerts = {key: alert(f"hanami-model-{key}-problem") for key in ("training", "story")}
+        self.fit()
+
+    def _builder(self):
+        return self.family() if self.family is not None else None
+
+    @property
+    def warming_up(self) -> bool:
+        return self._story_choice.value != FROM_START
+
+    @property
+    def epochs(self) -> int:
+        return self._epochs.value
+
+    @property
+    def warmup_epochs(self) -> int:
+        return self._warmup.value
+
+    def fit(self) -> None:
+        """Offer the family's warm-up phase, if it has one; show its length only when chosen."""
+        builder = self._builder()
+        label = getattr(builder, "warmup_label", "") if builder is not None else ""
+        options = [FROM_START, label] if label else [FROM_START]
+        if self._story_choice.options != options:
+            if self._story_choice.value not in options:
+                self._story_choice.value = FROM_START
+            self._story_choice.options = options
+        if label:
+            self._warmup.label = f"{label.split(',')[0].removesuffix(' first')}-only epochs"
+        self._warmup.visible = self.warming_up
+
+    def story(self) -> dict | None:
+        """The phases: one, or the family's warm-up then the rest; each with the family's task settings."""
+        builder = self._builder()
+        task = builder.phase_task() if builder is not None else {}
+        epochs = self._epochs.value
+        if not self.warming_up or builder is None or builder.warmup_task is None:
+            return {"phases": [{"name": "train", "epochs": epochs, "tasks": [task]}]} if task else None
+        warmup = min(self._warmup.value, epochs)
+        phases = [{"name": builder.warmup_name, "epochs": warmup, "tasks": [{**builder.warmup_task, **task}]}]
+        if epochs > warmup:
+            phases.append({"name": "heads", "epochs": epochs - warmup, "tasks": [task]})
+        return {"phases": phases}
+
+    def options(self) -> dict:
+        """Keyword arguments for `model.trainer`: max_epochs, batch_size, lr, story."""
+        return {"max_epochs": self._epochs.value, "batch_size": self._batch_size.value, "lr": self._lr.value,
+                "story": self.story()}
+
+    def __panel__(self):
+        return pn.Card(
+            pn.pane.HTML(f"<small>{HELP}</small>", margin=(0, 5)),
+            pn.Row(self._epochs, self._batch_size, self._lr), self.alerts["training"],
+            pn.Row(pn.Column(pn.pane.HTML("training story", margin=(5, 10, 0, 10)), self._story_choice),
+                   self._warmup),
+            self.alerts["story"],
+            title="Training options", collapsible=True, sizing_mode="stretch_width", margin=(5, 0),
+            css_classes=["hanami-training-options"],
+        )
