@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 import panel as pn
 import param
@@ -23,6 +23,7 @@ import param
 from app.builders.widgets import alert, say
 from app.components.training_options import TrainingOptions
 from app.state import StudioState
+from engine.config.problems import Problem as ConfigProblem
 from engine.config.problems import problems as config_problems
 from engine.data.errors import InputError
 from engine.families import FamilyModel, family_class
@@ -36,13 +37,14 @@ class Problem:
     """A problem shown beside a control: `where` names a row or a settings area.
 
     `level` is "danger" (stops the build) or "warning" (only explains); `text` is what the control
-    shows, `line` the full sentence config() raises.
+    shows, `line` the full sentence config() raises; `found` is the engine's problem, if it found it.
     """
 
     where: str
     level: str
     text: str
     line: str = ""
+    found: ConfigProblem | None = None
 
     def __post_init__(self):
         self.line = self.line or f"{self.where}: {self.text}"
@@ -53,7 +55,7 @@ class FamilyBuilder(pn.viewable.Viewer):
 
     family: ClassVar[str] = ""
     title: ClassVar[str] = ""  # what the family chooser shows a biologist
-    warmup_task: ClassVar[Optional[dict]] = None  # task settings of a warm-up phase; None: no warm-up
+    warmup_task: ClassVar[dict | None] = None  # task settings of a warm-up phase; None: no warm-up
     warmup_label: ClassVar[str] = ""  # how the story choice names that warm-up
     warmup_name: ClassVar[str] = "warmup"  # the warm-up phase's name
     state = param.ClassSelector(class_=StudioState, doc="The session this builder works for.")
@@ -80,7 +82,12 @@ class FamilyBuilder(pn.viewable.Viewer):
         return []
 
     def place(self, location: tuple[str, ...]) -> tuple[str, str]:
-        """(where, prefix) for a configuration problem: the control key and what to put before it."""
+        """(where, prefix) for a configuration problem: the control key and what to put before it.
+
+        Training problems go beside the shared training options; others to 'general' by default.
+        """
+        if location[:1] == ("training",):
+            return ("story" if location[1:2] == ("story",) else "training"), ".".join(location)
         return "general", ".".join(location)
 
     def fit(self) -> None:
@@ -115,15 +122,17 @@ class FamilyBuilder(pn.viewable.Viewer):
         for problem in config_problems(config_class, self.config_data()):
             where, prefix = self.place(problem.location)
             text = f"{prefix}: {problem.message}" if prefix else problem.message
-            found.append(Problem(where, "danger", text, str(problem)))
+            found.append(Problem(where, "danger", text, str(problem), problem))
         return found
 
     def config(self):
-        """The validated configuration, or engine.InputError with one line per problem."""
+        """The validated configuration, or engine.InputError with one line per problem (and each
+        problem, with its location, in `.problems`)."""
         errors = [p for p in self.problems() if p.level == "danger"]
         if errors:
             lines = [f"{SETTINGS}: {len(errors)} problem(s)", *(f"  - {p.line}" for p in errors)]
-            raise InputError("\n".join(lines))
+            located = [p.found or ConfigProblem(tuple(p.where.split(".")), p.text) for p in errors]
+            raise InputError("\n".join(lines), problems=located)
         return family_class(self.family).config_class.model_validate(self.config_data())
 
     @contextmanager

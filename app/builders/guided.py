@@ -28,8 +28,7 @@ PHENOTYPE_HELP = ("Each switched-on obs column gets a head. <b>learn</b>: the he
 SIGNATURE_HELP = ("Each switched-on gene set gets a latent that predicts its genes' expression; "
                   "<b>exclude from input</b> hides those genes from the encoder, so the model must infer them.")
 ARCHITECTURE_HELP = "Sizes, losses and where gradients stop; epochs, learning rate and the story are in the Train tab."
-AREAS = [("training.story", "story"), ("training", "training"), ("main_regularizers", "regularizer"),
-         ("main_latent_dim", "architecture"), ("reconstruction", "architecture")]
+AREAS = {"main_regularizers": "regularizer", "main_latent_dim": "architecture", "reconstruction": "architecture"}
 
 
 class GuidedBuilder(FamilyBuilder):
@@ -195,9 +194,8 @@ class GuidedBuilder(FamilyBuilder):
         """A head's problem goes to its row (naming the field); others to their settings area."""
         if len(location) >= 2 and location[0] in ("phenotypes", "signatures"):
             return f"{location[0]}.{location[1]}", ".".join(location[2:])
-        dotted = ".".join(location)
-        area = next((area for prefix, area in AREAS if dotted.startswith(prefix)), "general")
-        return area, dotted
+        area = AREAS.get(location[0]) if location else None
+        return (area, ".".join(location)) if area else super().place(location)
 
     def checks(self) -> list[Problem]:
         """What the configuration cannot check: values and genes in the data, settings that train nothing."""

@@ -325,3 +325,13 @@ def test_the_training_options_are_one_view_shared_with_the_train_tab(pbmc):
     training._lr.value = -1.0
     assert not builder.valid and training.alerts["training"].visible
     assert "Train tab" in shown(builder._general)
+
+
+def test_a_refused_config_carries_each_problem_with_its_location(builder):
+    builder.set_phenotype("bulk_labels", latent_dim=0)
+    builder._reconstruction_weight.value = 0.0
+    builder.set_phenotype("bulk_labels", latent_dim=0, weight=0.0)
+    with pytest.raises(InputError) as raised:
+        builder.config()
+    locations = {problem.location for problem in raised.value.problems}
+    assert ("phenotypes", "bulk_labels", "latent_dim") in locations and ("architecture",) in locations
