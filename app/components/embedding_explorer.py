@@ -4,13 +4,12 @@ Every action is a public method (``set_view``, ``color_by``, ``select_box``, ``s
 ``add_label``, ``compare``, ``png_bytes``), so tests and notebooks drive it without a canvas; the
 widgets and the plot's box and lasso streams call the same methods. A failed action shows its
 reason in the alert and changes nothing. The browser only ever receives one shaded image per
-update: selections come back as a box or a polygon and are resolved to cells here.
+update: selections come back as a box or a polygon and are resolved to cells here. The side
+panel's view and colour widgets are `embedding_controls.ViewControls`.
 """
 from __future__ import annotations
 
-import asyncio
 from contextlib import contextmanager
-from functools import partial
 
 import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh backend that .opts below needs)
@@ -20,10 +19,11 @@ import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter, ScientificFormatter
 
+from app.components.embedding_controls import SIDE_WIDTH, ViewControls
 from app.components.embedding_legend import CategoryLegend
 from app.embedding.coloring import Coloring, color_values, default_coloring
 from app.embedding.compare import COLUMNS, METHODS, compare_groups
-from app.embedding.coords import coordinates, embedding_keys, umap_key, umap_layout
+from app.embedding.coords import coordinates, embedding_keys, umap_key
 from app.embedding.labels import write_label
 from app.embedding.select import in_box, in_polygon
 from app.embedding.shade import LABEL, axes, extent, png, points_element, points_frame, shaded
@@ -33,11 +33,10 @@ from app.state import StudioState
 DEFAULT_COLUMN = "hanami_selection"
 SELECTION_COLORS = {"A": "#d95f8e", "B": "#2b6cb0"}
 PLOT_HEIGHT = 560
-SIDE_WIDTH = 290
 NO_CELLS = np.empty(0, dtype=np.int64)
 
 
-class EmbeddingExplorer(pn.viewable.Viewer):
+class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
     """One embedding of the session's cells, with a legend, selections A and B, labels and markers."""
 
     state = param.ClassSelector(class_=StudioState, doc="The session's cells; watched for new data and obs columns.")
@@ -313,29 +312,7 @@ class EmbeddingExplorer(pn.viewable.Viewer):
             self._render()
 
     def _build_widgets(self) -> None:
-        self._key_select = pn.widgets.Select(
-            label="Embedding (obsm)", width=SIDE_WIDTH - 20, css_classes=["hanami-embedding-key"]
-        )
-        self._mode_select = pn.widgets.RadioButtonGroup(
-            options={"Dimensions": "dimensions", "UMAP": "umap"}, color="light", width=SIDE_WIDTH - 20
-        )
-        self._dim_x = pn.widgets.IntInput(label="x dimension", start=0, value=0, width=125)
-        self._dim_y = pn.widgets.IntInput(label="y dimension", start=0, value=1, width=125)
-        for widget in (self._key_select, self._mode_select, self._dim_x, self._dim_y):
-            widget.param.watch(self._on_view_widgets, "value")
-        self._kind_select = pn.widgets.RadioButtonGroup(
-            options={"Annotation": "obs", "Gene": "gene", "Latent": "latent"}, color="light", width=SIDE_WIDTH - 20
-        )
-        self._obs_select = pn.widgets.Select(label="obs column", width=SIDE_WIDTH - 20)
-        self._gene_input = pn.widgets.AutocompleteInput(
-            label="Gene", placeholder="type a gene name", case_sensitive=False, search_strategy="includes",
-            min_characters=1, width=SIDE_WIDTH - 20,
-        )
-        self._latent_key = pn.widgets.Select(label="Latent (obsm)", width=160)
-        self._latent_dim = pn.widgets.IntInput(label="dimension", start=0, value=0, width=90)
-        self._latent_row = pn.Row(self._latent_key, self._latent_dim)
-        for widget in (self._kind_select, self._obs_select, self._gene_input, self._latent_key, self._latent_dim):
-            widget.param.watch(self._on_color_widgets, "value")
+        self._build_view_widgets()
         self._label_name = pn.widgets.TextInput(
             label="Label", placeholder="e.g. activated T cells", width=SIDE_WIDTH - 20
         )
@@ -349,94 +326,6 @@ class EmbeddingExplorer(pn.viewable.Viewer):
             "#### Selection", self._selection_note, self._label_name, self._label_column, add,
             self._method, compare, width=SIDE_WIDTH,
         )
-
-    def _on_view_widgets(self, event) -> None:
-        """Widgets to set_view; a UMAP not yet cached is computed in a worker thread first.
-
-        A plain watcher, so `_syncing` is read while the sync that set the widget still runs.
-        """
-        if self._syncing:
-            return
-        adata, key, mode = self.state.adata, self._key_select.value, self._mode_select.value
-        dims = (0, 1) if event.obj is self._key_select else (self._dim_x.value, self._dim_y.value)
-        if adata is not None and mode == "umap" and key in adata.obsm and umap_key(key) not in adata.obsm:
-            pn.state.execute(partial(self._umap_then_view, adata, key))
-            return
-        self.set_view(key, mode, dims)
-        self._sync_widgets()
-
-    async def _umap_then_view(self, adata, key: str) -> None:
-        self._pane.loading = True
-        try:
-            layout = await asyncio.to_thread(umap_layout, np.asarray(adata.obsm[key]))
-        except ValueError as error:
-            self._fail(error)
-            return self._sync_widgets()
-        finally:
-            self._pane.loading = False
-        if self.state.adata is not adata:
-            return
-        adata.obsm[umap_key(key)] = layout
-        self.state.touch_obs()
-        self.set_view(key, "umap")
-        self._sync_widgets()
-
-    def _on_color_widgets(self, _event) -> None:
-        if self._syncing:
-            return
-        kind = self._kind_select.value
-        self._show_color_inputs(kind)
-        if kind == "obs" and self._obs_select.value:
-            self.color_by("obs", self._obs_select.value)
-        elif kind == "gene" and self._gene_input.value:
-            self.color_by("gene", self._gene_input.value)
-        elif kind == "latent" and self._latent_key.value:
-            self.color_by("latent", f"{self._latent_key.value}:{self._latent_dim.value}")
-
-    def _show_color_inputs(self, kind: str) -> None:
-        self._obs_select.visible = kind == "obs"
-        self._gene_input.visible = kind == "gene"
-        self._latent_row.visible = kind == "latent"
-
-    def _refresh_options(self) -> None:
-        adata = self.state.adata
-        keys = embedding_keys(adata)
-        with self._quiet():
-            self._key_select.options = keys
-            self._latent_key.options = keys
-            self._obs_select.options = adata.obs.columns.tolist()
-
-    def _sync_widgets(self) -> None:
-        """Show the explorer's current view and colouring in its widgets, without re-triggering them."""
-        if self.key is None:
-            return
-        coloring = self.coloring
-        n_dims = np.shape(self.state.adata.obsm[self.key])[1]
-        with self._quiet():
-            self._key_select.value = self.key
-            self._mode_select.value = self.mode
-            self._dim_x.param.update(end=n_dims - 1, value=self.dims[0], visible=self.mode == "dimensions")
-            self._dim_y.param.update(end=n_dims - 1, value=self.dims[1], visible=self.mode == "dimensions")
-            if coloring.name:
-                self._kind_select.value = coloring.kind
-            if coloring.kind == "obs" and coloring.name:
-                self._obs_select.value = coloring.name
-            elif coloring.kind == "gene":
-                self._gene_input.value = coloring.name
-            elif coloring.kind == "latent":
-                key, _, dim = coloring.name.rpartition(":")
-                self._latent_key.value = key
-                self._latent_dim.param.update(end=np.shape(self.state.adata.obsm[key])[1] - 1, value=int(dim))
-            self._show_color_inputs(self._kind_select.value)
-
-    @contextmanager
-    def _quiet(self):
-        """Widget and legend updates made here do not call back into the explorer."""
-        self._syncing = True
-        try:
-            yield
-        finally:
-            self._syncing = False
 
     def _show_plot(self, plot) -> None:
         self._plot = plot
@@ -464,11 +353,7 @@ class EmbeddingExplorer(pn.viewable.Viewer):
         self.alert.param.update(object=markdown_text(message) or " ", alert_type="success", visible=bool(message))
 
     def __panel__(self):
-        controls = pn.Column(
-            "#### View", self._key_select, self._mode_select, pn.Row(self._dim_x, self._dim_y),
-            "#### Colour", self._kind_select, self._obs_select, self._gene_input, self._latent_row,
-            self.legend, width=SIDE_WIDTH,
-        )
+        controls = self._view_controls()
         body = pn.Column(
             self.alert,
             self._status,
