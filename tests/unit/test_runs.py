@@ -3,6 +3,7 @@ device unseen."""
 import gc
 import time
 import weakref
+from contextlib import contextmanager
 
 import anndata as ad
 import numpy as np
@@ -100,12 +101,22 @@ class _Clock:
         return self.now
 
 
-def test_unwatched_runs_are_stopped_only_when_paused_or_in_others_way():
+@contextmanager
+def _long_run(registry, owner):
+    """A run that trains until stopped; stopped (and waited for) however the test ends."""
+    run = _submit(registry, owner, epochs=100_000)
+    try:
+        _wait(lambda: run.state == "running")
+        yield run
+    finally:
+        run.stop()
+        _wait(lambda: run.done)
+
+
+def test_an_unwatched_run_that_is_paused_is_stopped():
     clock = _Clock()
     registry = RunRegistry(unwatched_after_s=60, clock=clock)
-    alone = _submit(registry, "ann", epochs=100_000)
-    try:
-        _wait(lambda: alone.state == "running")
+    with _long_run(registry, "ann") as alone:
         clock.now = 120
         assert registry.reap() == []  # nobody waits for the device: it trains on
         alone.pause()
@@ -116,22 +127,18 @@ def test_unwatched_runs_are_stopped_only_when_paused_or_in_others_way():
         assert registry.reap() == [alone]
         _wait(lambda: alone.done)
         assert alone.state == "stopped" and "paused and no page of yours was open for 1 min" in alone.note
-    finally:
-        alone.stop()
-        _wait(lambda: alone.done)
 
-    blocking = _submit(registry, "ann", epochs=100_000)
-    waiting = _submit(registry, "bob")
-    try:
-        _wait(lambda: blocking.state == "running")
+
+def test_an_unwatched_run_that_others_wait_for_is_stopped():
+    clock = _Clock()
+    registry = RunRegistry(unwatched_after_s=60, clock=clock)
+    with _long_run(registry, "ann") as blocking:
+        waiting = _submit(registry, "bob")
         registry.seen("bob")
         clock.now = 400
         assert registry.reap() == [blocking]
         _wait(lambda: waiting.done)
         assert waiting.state == "finished" and "other runs waited" in blocking.note
-    finally:
-        blocking.stop()
-        waiting.stop()
 
 
 def test_a_second_page_of_the_same_user_finds_the_run_with_its_cells_model_and_curves(monkeypatch):
