@@ -145,6 +145,10 @@ class FamilyBuilder(pn.viewable.Viewer):
             self._holding -= 1
             self._refresh()
 
+    def refresh(self) -> None:
+        """Validate again and show each problem beside its control (and in the training options)."""
+        self._refresh()
+
     def _on_training(self, _) -> None:
         if self.training.family is None or self.training.family() is self:  # only the family shown
             self._refresh()

@@ -31,7 +31,7 @@ class ModelBuilder(pn.viewable.Viewer):
         families = [name for name in family_names() if name in BUILDERS]
         self._builders: dict[str, FamilyBuilder] = {}
         self.training = TrainingOptions(family=lambda: self._builders.get(self.family))
-        self._chooser = pn.widgets.Select(label="model family", options={BUILDERS[f].title or f: f for f in families},
+        self._chooser = pn.widgets.Select(label="Kind of model", options={BUILDERS[f].title or f: f for f in families},
                                           value=self.family if self.family in families else families[0],
                                           css_classes=["hanami-model-family"], width=460)
         self._chooser.param.watch(self._on_family, "value")
@@ -49,7 +49,7 @@ class ModelBuilder(pn.viewable.Viewer):
     def _on_family(self, *_) -> None:
         self.family = self._chooser.value
         self._body.objects = [self.builder]
-        self.builder._refresh()  # the shared training options follow the family shown
+        self.builder.refresh()  # the shared training options follow the family shown
 
     def training_options(self) -> dict:
         """The chosen family's trainer keyword arguments."""
