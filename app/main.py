@@ -1,4 +1,4 @@
-"""What `panel serve app` runs, once per browser session: a fresh studio on the demo data.
+"""What `panel serve app` runs, once per browser session: the user's studio (where they left off, else the demo).
 
 A client the access rule refuses (app/access.py) gets only the refusal text, never a studio.
 """
