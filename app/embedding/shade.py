@@ -2,7 +2,9 @@
 
 Categories go through ``datashade`` with a categorical count (one RGBA image per update, whatever
 the number of categories); numbers go through ``rasterize`` with a mean, sent as float32, so the
-browser maps the colours and draws a colour bar. ``dynspread`` keeps isolated cells visible.
+browser maps the colours and draws a colour bar. ``dynspread`` keeps isolated cells visible: it
+composites categorical images "over" each other, and spreads a number by taking the larger of
+neighbouring means ("max"), never their sum, so the colour bar spans exactly the cells' values.
 """
 from __future__ import annotations
 
@@ -60,7 +62,7 @@ def shaded(points, coloring: Coloring, dynamic: bool = True, **canvas):
         )
     else:
         image = rasterize(points, aggregator=ds.mean(VALUE), dynamic=dynamic, **canvas)
-    spread = dynspread(image, dynamic=dynamic, **SPREAD)
+    spread = dynspread(image, dynamic=dynamic, how=None if coloring.categorical else "max", **SPREAD)
     if coloring.categorical:
         return spread.opts(show_legend=False)
     return spread.apply(_float32).opts(cmap=CMAP, colorbar=True)
