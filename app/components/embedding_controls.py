@@ -12,7 +12,7 @@ from functools import partial
 import numpy as np
 import panel as pn
 
-from app.embedding.coords import embedding_keys, umap_key, umap_layout
+from app.embedding.coords import embedding_keys, is_layout, umap_key, umap_layout
 
 SIDE_WIDTH = 290
 
@@ -23,24 +23,35 @@ class ViewControls:
     def _build_view_widgets(self) -> None:
         """The side panel's view and colour widgets, each calling the explorer's public actions."""
         self._key_select = pn.widgets.Select(
-            label="Embedding (obsm)", width=SIDE_WIDTH - 20, css_classes=["hanami-embedding-key"]
+            label="Embedding", width=SIDE_WIDTH - 20, css_classes=["hanami-embedding-key"],
+            description="Where the cells sit: a UMAP, a PCA, or what a trained model learnt (X_guided_...); "
+                        "stored in the cells' obsm.",
         )
         self._mode_select = pn.widgets.RadioButtonGroup(
-            options={"Dimensions": "dimensions", "UMAP": "umap"}, color="light", width=SIDE_WIDTH - 20
+            options={"Dimensions": "dimensions", "UMAP": "umap"}, color="light", width=SIDE_WIDTH - 20,
+            css_classes=["hanami-view-mode"],
+            description="Draw two dimensions as they are, or lay all of them out in 2-D with UMAP (computed once).",
         )
+        self._mode_note = pn.pane.Markdown("", styles={"color": "#666", "font-size": "0.9em"}, margin=(0, 10))
         self._dim_x = pn.widgets.IntInput(label="x dimension", start=0, value=0, width=125)
         self._dim_y = pn.widgets.IntInput(label="y dimension", start=0, value=1, width=125)
         for widget in (self._key_select, self._mode_select, self._dim_x, self._dim_y):
             widget.param.watch(self._on_view_widgets, "value")
         self._kind_select = pn.widgets.RadioButtonGroup(
-            options={"Annotation": "obs", "Gene": "gene", "Latent": "latent"}, color="light", width=SIDE_WIDTH - 20
+            options={"Annotation": "obs", "Gene": "gene", "Dimension": "latent"}, color="light", width=SIDE_WIDTH - 20,
+            css_classes=["hanami-color-kind"],
         )
-        self._obs_select = pn.widgets.Select(label="obs column", width=SIDE_WIDTH - 20)
+        self._obs_select = pn.widgets.Select(
+            label="Annotation", width=SIDE_WIDTH - 20, css_classes=["hanami-color-obs"],
+            description="A column of the cell annotations (obs): cell type, sample, or your own labels.",
+        )
         self._gene_input = pn.widgets.AutocompleteInput(
-            label="Gene", placeholder="type a gene name", case_sensitive=False, search_strategy="includes",
-            min_characters=1, width=SIDE_WIDTH - 20,
+            label="Gene", placeholder="type a gene name, e.g. LYZ", case_sensitive=False, search_strategy="includes",
+            min_characters=1, restrict=False, width=SIDE_WIDTH - 20, css_classes=["hanami-color-gene"],
+            description="Expression of one gene in each cell; press Enter after typing.",
         )
-        self._latent_key = pn.widgets.Select(label="Latent (obsm)", width=160)
+        self._latent_key = pn.widgets.Select(label="Embedding", width=160,
+                                             description="Colour each cell by one dimension of this embedding.")
         self._latent_dim = pn.widgets.IntInput(label="dimension", start=0, value=0, width=90)
         self._latent_row = pn.Row(self._latent_key, self._latent_dim)
         for widget in (self._kind_select, self._obs_select, self._gene_input, self._latent_key, self._latent_dim):
@@ -53,7 +64,10 @@ class ViewControls:
         if self._syncing:
             return
         adata, key, mode = self.state.adata, self._key_select.value, self._mode_select.value
-        dims = (0, 1) if event.obj is self._key_select else (self._dim_x.value, self._dim_y.value)
+        if event.obj is self._key_select:  # a new embedding opens on its first two dimensions
+            mode, dims = "dimensions", (0, 1)
+        else:
+            dims = (self._dim_x.value, self._dim_y.value)
         if adata is not None and mode == "umap" and key in adata.obsm and umap_key(key) not in adata.obsm:
             pn.state.execute(partial(self._umap_then_view, adata, key))
             return
@@ -61,14 +75,12 @@ class ViewControls:
         self._sync_widgets()
 
     async def _umap_then_view(self, adata, key: str) -> None:
-        self._pane.loading = True
         try:
-            layout = await asyncio.to_thread(umap_layout, np.asarray(adata.obsm[key]))
+            with self._loading():
+                layout = await asyncio.to_thread(umap_layout, np.asarray(adata.obsm[key]))
         except ValueError as error:
             self._fail(error)
             return self._sync_widgets()
-        finally:
-            self._pane.loading = False
         if self.state.adata is not adata:
             return
         adata.obsm[umap_key(key)] = layout
@@ -109,7 +121,8 @@ class ViewControls:
         n_dims = np.shape(self.state.adata.obsm[self.key])[1]
         with self._quiet():
             self._key_select.value = self.key
-            self._mode_select.value = self.mode
+            self._mode_select.param.update(value=self.mode, disabled=is_layout(self.key))
+            self._mode_note.object = self._next_view_step()
             self._dim_x.param.update(end=n_dims - 1, value=self.dims[0], visible=self.mode == "dimensions")
             self._dim_y.param.update(end=n_dims - 1, value=self.dims[1], visible=self.mode == "dimensions")
             if coloring.name:
@@ -124,6 +137,13 @@ class ViewControls:
                 self._latent_dim.param.update(end=np.shape(self.state.adata.obsm[key])[1] - 1, value=int(dim))
             self._show_color_inputs(self._kind_select.value)
 
+    def _next_view_step(self) -> str:
+        if is_layout(self.key):
+            return f"{self.key} is already a 2-D layout."
+        if self.mode == "dimensions":
+            return "Press UMAP to see the structure of all its dimensions."
+        return ""
+
     @contextmanager
     def _quiet(self):
         """Widget and legend updates made here do not call back into the explorer."""
@@ -135,7 +155,7 @@ class ViewControls:
 
     def _view_controls(self) -> pn.Column:
         return pn.Column(
-            "#### View", self._key_select, self._mode_select, pn.Row(self._dim_x, self._dim_y),
+            "#### View", self._key_select, self._mode_select, self._mode_note, pn.Row(self._dim_x, self._dim_y),
             "#### Colour", self._kind_select, self._obs_select, self._gene_input, self._latent_row,
             self.legend, width=SIDE_WIDTH,
         )

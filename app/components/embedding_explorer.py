@@ -9,6 +9,7 @@ panel's view and colour widgets are `embedding_controls.ViewControls`.
 """
 from __future__ import annotations
 
+import asyncio
 from contextlib import contextmanager
 
 import holoviews as hv
@@ -22,7 +23,7 @@ from bokeh.models.widgets.tables import NumberFormatter, ScientificFormatter
 from app.components.embedding_controls import SIDE_WIDTH, ViewControls
 from app.components.embedding_legend import CategoryLegend
 from app.embedding.coloring import Coloring, color_values, default_coloring
-from app.embedding.compare import COLUMNS, METHODS, compare_groups
+from app.embedding.compare import COLUMN_NAMES, COLUMNS, METHODS, Comparison, compare_groups
 from app.embedding.coords import coordinates, embedding_keys, umap_key
 from app.embedding.labels import write_label
 from app.embedding.select import in_box, in_polygon
@@ -34,6 +35,8 @@ DEFAULT_COLUMN = "hanami_selection"
 SELECTION_COLORS = {"A": "#d95f8e", "B": "#2b6cb0"}
 PLOT_HEIGHT = 560
 NO_CELLS = np.empty(0, dtype=np.int64)
+NO_SELECTION = ("No selection yet: choose the box or lasso tool above the plot and draw around cells. "
+                "Your first selection is A, the next is B.")
 
 
 class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
@@ -70,9 +73,9 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
             pagination="local",
             page_size=10,
             formatters={
-                "scores": NumberFormatter(format="0.00"),
-                "logfoldchanges": NumberFormatter(format="0.00"),
-                "pvals_adj": ScientificFormatter(precision=2),
+                COLUMN_NAMES["scores"]: NumberFormatter(format="0.00"),
+                COLUMN_NAMES["logfoldchanges"]: NumberFormatter(format="0.00"),
+                COLUMN_NAMES["pvals_adj"]: ScientificFormatter(precision=2),
             },
             sizing_mode="stretch_width",
         )
@@ -86,7 +89,8 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
         if not self._page_ready:
             pn.state.onload(self._on_page_ready)
         self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self._selection_note = pn.pane.Markdown("No selection yet: use the box or lasso tool.")
+        self._selection_note = pn.pane.Markdown(NO_SELECTION, css_classes=["hanami-selection-note"])
+        self._results_note = pn.pane.Markdown("", css_classes=["hanami-compare-note"], sizing_mode="stretch_width")
         self._build_widgets()
         self.legend.param.watch(self._on_hidden, "hidden")
         state.param.watch(self._on_state, ["adata", "obs_version"])
@@ -106,8 +110,7 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
             return self._fail("No cells loaded.")
         computes_umap = mode == "umap" and umap_key(embedding_key) not in adata.obsm
         try:
-            with self._loading():
-                xy = coordinates(adata, embedding_key, mode, dims)
+            xy = coordinates(adata, embedding_key, mode, dims)
         except ValueError as error:
             return self._fail(error)
         self.key, self.mode, self.dims, self._xy = embedding_key, mode, (int(dims[0]), int(dims[1])), xy
@@ -157,7 +160,8 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
             write_label(self.state.adata.obs, self.selections[-1][0], name, column)
         except ValueError as error:
             return self._fail(error)
-        self._ok(f"Labelled {self.selections[-1][0].size:,} cells '{name.strip()}' in obs['{column.strip()}'].")
+        self._ok(f"Labelled {self.selections[-1][0].size:,} cells \"{name.strip()}\" in the annotation column "
+                 f"{column.strip()}. Colour by that annotation to see them; 5 · Export takes the labels home.")
         self.state.touch_obs()
 
     def compare(self, method: str | None = None) -> pd.DataFrame:
@@ -167,22 +171,44 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
             return self._fail(message, pd.DataFrame(columns=COLUMNS))
         (a, _), (b, _) = self.selections
         try:
-            with self._loading():
-                table = compare_groups(self.state.adata, a, b, method or self._method.value)
+            comparison = compare_groups(self.state.adata, a, b, method or self._method.value)
         except ValueError as error:
             return self._fail(error, pd.DataFrame(columns=COLUMNS))
-        self.results.value = table
-        self.results.visible = True
+        return self._show_comparison(comparison)
+
+    async def _compare_clicked(self, _event) -> None:
+        """Compare from the button: ranked in a worker thread, so the page and other users go on;
+        a result that arrives after the selections changed is dropped."""
+        if len(self.selections) < 2:
+            return self.compare()
+        selections, adata = list(self.selections), self.state.adata
+        (a, _), (b, _) = selections
+        self._compare_button.loading = True
+        self._results_note.object = "Ranking genes between A and B…"
+        try:
+            comparison = await asyncio.to_thread(compare_groups, adata, a, b, self._method.value)
+        except ValueError as error:
+            self._results_note.object = ""
+            return self._fail(error)
+        finally:
+            self._compare_button.loading = False
+        if self.selections == selections and self.state.adata is adata:
+            self._show_comparison(comparison)
+
+    def _show_comparison(self, comparison: Comparison) -> pd.DataFrame:
+        self.results.param.update(value=comparison.table, visible=True)
+        self._results_note.object = (f"**Marker genes of A against B.** {comparison.note} Cells in both "
+                                     "selections are left out.")
         self._ok()
-        return table
+        return comparison.table
 
     def png_bytes(self, width: int = 800, height: int = 600) -> bytes:
         """The current view (zoom included) drawn server-side by datashader, as PNG bytes."""
         if self.frame is None:
             return self._fail("Show an embedding before exporting it.", b"")
         ranges = self._range.contents if self._range is not None else {}
-        x_range = ranges.get("x_range") or extent(self._all["x"])
-        y_range = ranges.get("y_range") or extent(self._all["y"])
+        x_range = _finite(ranges.get("x_range")) or extent(self._all["x"])
+        y_range = _finite(ranges.get("y_range")) or extent(self._all["y"])
         return png(self.frame, self.coloring, x_range, y_range, width, height)
 
     # ----- drawing ------------------------------------------------------------------------
@@ -208,13 +234,13 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
         else:
             self._signature = signature
             self._show_plot(self._build_plot())
-        what = f"{self.coloring.kind} {self.coloring.name}".strip()
+        what = {"obs": "", "gene": "gene ", "latent": "dimension "}[self.coloring.kind] + self.coloring.name
         if self.mode == "umap":
             where = f"UMAP of {self.key}"
         else:
             where = f"{self.key} dimensions {self.dims[0]} and {self.dims[1]}"
         self._status.object = (f"**{len(self.frame):,}** of {len(self._all):,} cells · {markdown_text(where)} · "
-                               f"coloured by {markdown_text(what)}")
+                               f"coloured by {markdown_text(what) or 'nothing'}")
 
     def _build_plot(self):
         """A fresh DynamicMap over a fresh pipe, with its box, lasso and range streams."""
@@ -254,9 +280,15 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
         if not cells.size:
             return self._fail("No shown cells fall inside that selection; A and B are unchanged.", NO_CELLS)
         self.selections = (self.selections + [(cells, outline)])[-2:]
+        self._forget_comparison()
         self._show_selections()
         self._ok()
         return cells
+
+    def _forget_comparison(self) -> None:
+        """A table of other selections must not stay on screen as if it described these."""
+        self.results.visible = False
+        self._results_note.object = ""
 
     def _show_selections(self) -> None:
         names = "AB" if len(self.selections) == 2 else "A"
@@ -267,9 +299,10 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
         ])
         if self.selections:
             sizes = " · ".join(f"**{n}**: {cells.size:,} cells" for n, (cells, _) in zip(names, self.selections))
-            self._selection_note.object = f"{sizes}. Labels go to the latest ({names[-1]})."
+            after = "Compare A vs B, or name" if len(self.selections) == 2 else "Draw a second selection (B) to compare, or name"
+            self._selection_note.object = f"{sizes}. {after} the latest ({names[-1]}) with a label below."
         else:
-            self._selection_note.object = "No selection yet: use the box or lasso tool."
+            self._selection_note.object = NO_SELECTION
 
     # ----- state and widgets --------------------------------------------------------------
 
@@ -278,7 +311,7 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
         self.key, self._xy, self.frame, self._all, self.coloring = None, None, None, None, None
         self.selections, self._signature, self._range = [], None, None
         self._show_plot(None)
-        self.results.visible = False
+        self._forget_comparison()
         self._show_selections()
         adata = self.state.adata
         if adata is None:
@@ -314,17 +347,24 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
     def _build_widgets(self) -> None:
         self._build_view_widgets()
         self._label_name = pn.widgets.TextInput(
-            label="Label", placeholder="e.g. activated T cells", width=SIDE_WIDTH - 20
+            label="Label", placeholder="e.g. activated T cells", width=SIDE_WIDTH - 20,
+            description="A name for the cells of the latest selection, such as a cell type you recognise.",
         )
-        self._label_column = pn.widgets.TextInput(label="obs column", value=DEFAULT_COLUMN, width=SIDE_WIDTH - 20)
-        add = pn.widgets.Button(label="Add label", color="primary")
+        self._label_column = pn.widgets.TextInput(
+            label="Annotation column", value=DEFAULT_COLUMN, width=SIDE_WIDTH - 20,
+            description="The column of the cell annotations (obs) the label is written into; a new name makes a new column.",
+        )
+        add = pn.widgets.Button(label="Add label", color="primary", css_classes=["hanami-add-label"])
         add.on_click(lambda _: self.add_label(self._label_name.value, self._label_column.value))
-        self._method = pn.widgets.Select(label="Test", options=list(METHODS), width=SIDE_WIDTH - 20)
-        compare = pn.widgets.Button(label="Compare A vs B", color="primary")
-        compare.on_click(lambda _: self.compare())
+        self._method = pn.widgets.Select(
+            label="Test", options={name: key for key, name in METHODS.items()}, width=SIDE_WIDTH - 20,
+            description="How genes are ranked between A and B: Wilcoxon rank-sum (robust, the usual choice) or Welch's t-test.",
+        )
+        self._compare_button = pn.widgets.Button(label="Compare A vs B", color="primary", css_classes=["hanami-compare"])
+        self._compare_button.on_click(self._compare_clicked)
         self._selection_tools = pn.Column(
             "#### Selection", self._selection_note, self._label_name, self._label_column, add,
-            self._method, compare, width=SIDE_WIDTH,
+            self._method, self._compare_button, width=SIDE_WIDTH,
         )
 
     def _show_plot(self, plot) -> None:
@@ -358,10 +398,16 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
             self.alert,
             self._status,
             self._pane,
-            pn.Row(self._selection_tools, self.results, sizing_mode="stretch_width"),
+            pn.Row(self._selection_tools, pn.Column(self._results_note, self.results, sizing_mode="stretch_width"),
+                   sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
         return pn.Row(controls, body, sizing_mode="stretch_width")
+
+
+def _finite(bounds):
+    """A range the browser reported, or None before the plot was drawn (Bokeh then holds NaN)."""
+    return tuple(bounds) if bounds is not None and np.isfinite(bounds).all() else None
 
 
 def _outline_paths(data: list[dict]) -> hv.Overlay:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import get_close_matches
 
 import colorcet as cc
 import numpy as np
@@ -40,11 +41,12 @@ def color_values(adata: AnnData, kind: str, name, embedding_key: str | None) -> 
     if kind == "obs":
         return _obs(adata, str(name))
     if kind == "gene":
-        return Coloring("gene", str(name), _gene(adata, str(name)), None)
+        gene = gene_name(adata, str(name))
+        return Coloring("gene", gene, _gene(adata, gene), None)
     if kind == "latent":
         key, dim = _latent_address(name, embedding_key)
         return Coloring("latent", f"{key}:{dim}", _latent(adata, key, dim), None)
-    raise ValueError(f"Colour by one of {', '.join(KINDS)}, not '{kind}'.")
+    raise ValueError(f"Cells can be coloured by one of {', '.join(KINDS)}, not {kind}.")
 
 
 def default_coloring(adata: AnnData) -> Coloring:
@@ -58,7 +60,7 @@ def default_coloring(adata: AnnData) -> Coloring:
 
 def _obs(adata: AnnData, column: str) -> Coloring:
     if column not in adata.obs.columns:
-        raise ValueError(f"obs has no column '{column}'.")
+        raise ValueError(f"The cell annotations have no column {column}; choose one from the list.")
     series = adata.obs[column]
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         return Coloring("obs", column, series.to_numpy(dtype=np.float32, na_value=np.nan), None)
@@ -79,10 +81,28 @@ def _categories(values: pd.Categorical, column: str, stored) -> Coloring:
     return Coloring("obs", column, values.rename_categories(names), colors)
 
 
+def gene_name(adata: AnnData, typed: str) -> str:
+    """The gene the user means: as typed, else the one gene that differs only in case.
+
+    An unknown name is explained with the closest names among the measured genes, since a gene of
+    a published set (CD14 in a marker list) is often simply not among the genes kept in the data.
+    """
+    typed = typed.strip()
+    if typed in adata.var_names:
+        return typed
+    by_case = {}
+    for gene in adata.var_names:
+        by_case.setdefault(gene.upper(), []).append(gene)
+    if len(by_case.get(typed.upper(), [])) == 1:
+        return by_case[typed.upper()][0]
+    close = [by_case[g][0] for g in get_close_matches(typed.upper(), list(by_case), n=5, cutoff=0.6)]
+    hint = f" Close matches: {', '.join(close)}." if close else " No gene has a similar name."
+    raise ValueError(f"{typed or 'That name'} is not among the {adata.n_vars:,} genes measured in these cells."
+                     f"{hint} Check the spelling, or pick a gene from the suggestions.")
+
+
 def _gene(adata: AnnData, gene: str) -> np.ndarray:
     """One column of X, densified alone."""
-    if gene not in adata.var_names:
-        raise ValueError(f"Gene '{gene}' is not in var_names.")
     column = adata.X[:, adata.var_names.get_loc(gene)]
     column = column.toarray() if sparse.issparse(column) else np.asarray(column)
     return column.ravel().astype(np.float32)
@@ -96,13 +116,13 @@ def _latent_address(name, embedding_key: str | None) -> tuple[str, int]:
     try:
         return key, int(dim)
     except ValueError:
-        raise ValueError(f"Latent dimension must be a number, not '{dim}'.") from None
+        raise ValueError(f"A dimension is a whole number such as 0 or 3, not {dim}.") from None
 
 
 def _latent(adata: AnnData, key: str, dim: int) -> np.ndarray:
     if key not in adata.obsm:
-        raise ValueError(f"obsm has no '{key}'.")
+        raise ValueError(f"There is no embedding called {key}; choose one from the list.")
     rep = np.asarray(adata.obsm[key])
     if not 0 <= dim < rep.shape[1]:
-        raise ValueError(f"'{key}' has dimensions 0 to {rep.shape[1] - 1}; got {dim}.")
+        raise ValueError(f"{key} has dimensions 0 to {rep.shape[1] - 1}, not {dim}; choose one in that range.")
     return rep[:, dim].astype(np.float32)

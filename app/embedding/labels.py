@@ -11,11 +11,11 @@ def write_label(obs: pd.DataFrame, cells: np.ndarray, name: str, column: str) ->
     if not name:
         raise ValueError("Give the label a name.")
     if not column:
-        raise ValueError("Give the obs column for labels a name.")
+        raise ValueError("Name the annotation column the labels go into.")
     if column in obs.columns:
         current = obs[column]
         if pd.api.types.is_numeric_dtype(current.dtype) and not isinstance(current.dtype, pd.CategoricalDtype):
-            raise ValueError(f"obs column '{column}' holds numbers; choose another column for labels.")
+            raise ValueError(f"The annotation column {column} holds numbers; choose another column for labels.")
         values = pd.Categorical(current)
     else:
         values = pd.Categorical.from_codes(np.full(len(obs), -1), categories=pd.Index([], dtype=object))

@@ -166,11 +166,31 @@ def test_compare_ranks_genes_between_a_and_b(explorer):
     b = explorer.select_box(-100, -100, 100, 100)
     assert (a.size, b.size) == (129, 95)
     table = explorer.compare()
-    assert list(table.columns) == ["group", "names", "scores", "logfoldchanges", "pvals_adj"]
-    assert set(table["group"]) == {"A", "B"} and len(table) == 50
-    assert table["names"].isin(explorer.state.adata.var_names).all()
-    assert "CST3" in set(table.loc[table["group"] == "A", "names"])  # a monocyte marker
+    assert list(table.columns) == ["higher in", "gene", "score (z or t)", "log2 fold change",
+                                   "adjusted p-value (Benjamini-Hochberg)"]
+    assert set(table["higher in"]) == {"A", "B"} and len(table) == 50
+    assert table["gene"].isin(explorer.state.adata.var_names).all()
+    assert "CST3" in set(table.loc[table["higher in"] == "A", "gene"])  # a monocyte marker
     assert explorer.results.visible and len(explorer.results.value) == 50
+    # X of the demo is scaled (below zero): fold changes come from the log-normalised genes in raw
+    assert table["log2 fold change"].notna().all() and "raw" in explorer._results_note.object
+
+
+def test_compare_of_scaled_values_without_raw_leaves_fold_changes_out(explorer):
+    explorer.state.adata.raw = None
+    explorer.select_box(-100, -100, 0, 100)
+    explorer.select_box(0, -100, 100, 100)
+    table = explorer.compare()
+    assert "log2 fold change" not in table.columns and "no fold change" in explorer._results_note.object
+
+
+def test_compare_ranks_a_large_group_on_a_sample(monkeypatch):
+    from app.embedding import compare
+    rng = np.random.default_rng(0)
+    cells = sc.AnnData(rng.poisson(1.0, (300, 20)).astype(np.float32))
+    monkeypatch.setattr(compare, "MAX_CELLS_PER_GROUP", 50)
+    result = compare.compare_groups(cells, np.arange(200), np.arange(200, 300))
+    assert len(result.table) == 40 and "random 50" in result.note
 
 
 def test_png_bytes_is_a_png_of_the_view(explorer):
@@ -277,3 +297,50 @@ def test_user_names_are_shown_as_text(pbmc):
     explorer.select_box(-100, -100, 100, 100)
     explorer.add_label(EVIL)
     assert "<img" not in explorer.alert.object and EVIL in shown(explorer.alert)
+
+
+def _inked_pixels(png: bytes) -> int:
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    return int((pixels < 250).any(axis=-1).sum())
+
+
+def test_png_of_a_view_the_browser_has_not_drawn_yet_shows_the_cells(explorer):
+    """A served page's range stream holds NaN until the plot is drawn (Export before Explore):
+    the PNG then shows the whole embedding instead of a blank sheet."""
+    explorer._range.event(x_range=(np.nan, np.nan), y_range=(np.nan, np.nan))
+    assert _inked_pixels(explorer.png_bytes()) > 500
+
+
+def test_an_unknown_gene_names_close_matches(explorer):
+    explorer.color_by("gene", "CD14")
+    message = _alert(explorer)
+    assert "CD14" in message and "CD4" in message and "CD164" in message and "[" not in message
+    explorer.color_by("gene", "lyz")  # a gene typed in the wrong case is found
+    assert explorer.coloring.name == "LYZ" and not explorer.alert.visible
+
+
+def test_the_gene_box_takes_any_typed_name(explorer):
+    """The box suggests genes but lets a name that is not among them through, to be explained."""
+    assert explorer._gene_input.restrict is False
+    explorer._kind_select.value = "gene"
+    explorer._gene_input.value = "CD14"
+    assert "CD14" in _alert(explorer)
+
+
+def test_switching_embedding_in_umap_mode_shows_its_dimensions(explorer):
+    """A UMAP is computed only when asked for: a new embedding opens on its first two dimensions."""
+    explorer.state.adata.obsm["X_pca_umap"] = explorer.state.adata.obsm["X_umap"].copy()  # cached layout
+    explorer.set_view("X_pca", mode="umap")
+    keys_before = set(explorer.state.adata.obsm)
+    explorer._key_select.value = "X_umap"
+    assert (explorer.key, explorer.mode, explorer.dims) == ("X_umap", "dimensions", (0, 1))
+    assert explorer._mode_select.value == "dimensions" and set(explorer.state.adata.obsm) == keys_before
+
+
+def test_a_new_selection_clears_the_old_comparison(explorer):
+    explorer.select_box(-100, -100, 0, 100)
+    explorer.select_box(0, -100, 100, 100)
+    explorer.compare()
+    assert explorer.results.visible
+    explorer.select_box(-100, -100, 100, 0)
+    assert not explorer.results.visible
