@@ -171,18 +171,18 @@ class ExtractorConfig(FamilyConfig):
         found = super().rule_problems()
         if self.reconstruction.loss not in LOSSES_BY_TARGET["reconstruction"]:
             found.append(Problem(("reconstruction", "loss"), (
-                f"{self.reconstruction.loss!r} is not a reconstruction loss; "
-                f"choose one of {sorted(LOSSES_BY_TARGET['reconstruction'])}"
+                f"{self.reconstruction.loss} is not a reconstruction loss; "
+                f"choose one of {', '.join(sorted(LOSSES_BY_TARGET['reconstruction']))}"
             )))
         if self.reconstruction.gradient != "normal":
-            found.append(Problem(("reconstruction", "gradient"), "must be 'normal'"))
+            found.append(Problem(("reconstruction", "gradient"), "must be normal"))
         for name in sorted(set(self.phenotypes) & set(self.signatures)):
-            found.append(Problem(("signatures", name), f"the name {name!r} is used by both a phenotype and a signature"))
+            found.append(Problem(("signatures", name), f"the name {name} is used by both a phenotype and a signature (gene program); rename one"))
         heads = {**self.phenotypes, **self.signatures}
         for group in ("phenotypes", "signatures"):
             for name in getattr(self, group):
                 if name in RESERVED_NAMES:
-                    found.append(Problem((group, name), f"head name {name!r} is reserved; rename it"))
+                    found.append(Problem((group, name), f"the name {name} is reserved (main and all name parts of the embedding); rename it"))
         categorical = {n for n, s in self.active_phenotypes.items() if s.kind == "categorical"}
         for group, specs in (("phenotypes", self.active_phenotypes), ("signatures", self.active_signatures)):
             for name, spec in specs.items():
@@ -192,8 +192,8 @@ class ExtractorConfig(FamilyConfig):
                 found += self._regularizer_problems((group, name, "regularizers"), spec.regularizers, categorical)
                 if spec.regularizers and not spec.owns_latent:
                     found.append(Problem((group, name, "regularizers"), (
-                        f"the head reads {spec.attach!r}'s latent, so it has none of "
-                        "its own to regularise; put the regulariser on that latent instead"
+                        f"the head reads the latent of {spec.attach}, so it has none of "
+                        "its own to regularise (shape); put the regulariser on that latent instead"
                     )))
         found += self._regularizer_problems(("main_regularizers",), self.main_regularizers, categorical)
         return found
@@ -205,11 +205,14 @@ class ExtractorConfig(FamilyConfig):
             return []
         target = heads.get(spec.attach)
         if target is None:
-            return [Problem(where, f"no head named {spec.attach!r}; use 'main', 'all' or one of {sorted(heads)}")]
+            return [Problem(where, f"there is no head named {spec.attach}; use main, all or one of: "
+                                   f"{', '.join(sorted(heads))}")]
         if not target.enabled:
-            return [Problem(where, f"head {spec.attach!r} is switched off; switch it on or attach elsewhere")]
+            return [Problem(where, f"{spec.attach} is switched off; switch it on, or predict from another part "
+                                   "of the embedding (attach elsewhere)")]
         if not target.owns_latent:
-            return [Problem(where, f"head {spec.attach!r} has no latent of its own (it attaches to {target.attach!r})")]
+            return [Problem(where, f"{spec.attach} has no part of the embedding of its own (no latent: it reads "
+                                   f"from {target.attach}); choose another")]
         return []
 
     @staticmethod
@@ -217,21 +220,23 @@ class ExtractorConfig(FamilyConfig):
         allowed = LOSSES_BY_TARGET[target]
         names = [spec.loss for spec in losses]
         found = [
-            Problem(where, f"{loss!r} does not suit a {target} head; choose from {sorted(allowed)}")
+            Problem(where, f"{loss} does not suit a {target} head; choose from {', '.join(sorted(allowed))}")
             for loss in names if loss not in allowed
         ]
         if len(set(names)) != len(names):
-            found.append(Problem(where, f"each loss may appear once, got {names}"))
+            found.append(Problem(where, f"each loss may appear once, got {', '.join(names)}"))
         return found
 
     @staticmethod
     def _regularizer_problems(where: tuple[str, ...], regularizers: list[RegularizerSpec], categorical: set[str]) -> list[Problem]:
         names = [spec.regularizer for spec in regularizers]
-        found = [Problem(where, f"each regularizer may appear once, got {names}")] if len(set(names)) != len(names) else []
+        found = ([Problem(where, f"each regularizer may appear once, got {', '.join(names)}")]
+                 if len(set(names)) != len(names) else [])
         for spec in regularizers:
             if spec.regularizer == "sw2_gmm" and spec.labels not in categorical:
                 found.append(Problem(where, (
-                    f"sw2_gmm pairs cells with their label's component, so 'labels' must name an "
-                    f"active categorical phenotype (one of {sorted(categorical)}), got {spec.labels!r}"
+                    f"sw2_gmm pairs cells with their label's cluster, so its labels must name a "
+                    f"switched-on phenotype with categories (one of: {', '.join(sorted(categorical)) or 'none'}), "
+                    f"got {spec.labels}"
                 )))
         return found

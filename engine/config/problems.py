@@ -51,9 +51,28 @@ def problems_from(error: ValidationError) -> list[Problem]:
             found += [Problem(where + p.location, p.message) for p in cause.problems]
         else:
             given = detail.get("input")
-            shown = "" if isinstance(given, (dict, list)) or detail["type"] == "missing" else f" (given: {given!r})"
-            found.append(Problem(where, detail["msg"].removeprefix("Value error, ") + shown))
+            shown = "" if isinstance(given, (dict, list)) or detail["type"] == "missing" else f" (given: {given})"
+            found.append(Problem(where, _plain(detail["msg"].removeprefix("Value error, ")) + shown))
     return found
+
+
+_PYDANTIC_WORDS = (
+    ("Input should be greater than or equal to", "must be at least"),
+    ("Input should be less than or equal to", "must be at most"),
+    ("Input should be greater than", "must be more than"),
+    ("Input should be less than", "must be less than"),
+    ("Input should be a valid", "must be a"),
+    ("Input should be", "must be"),
+    ("Field required", "is missing"),
+)
+
+
+def _plain(message: str) -> str:
+    """pydantic's wording of a field error as a plain sentence ('must be at least 1')."""
+    for old, new in _PYDANTIC_WORDS:
+        if message.startswith(old):
+            return new + message[len(old):]
+    return message
 
 
 def problems(cls: type[BaseModel], data: dict) -> list[Problem]:

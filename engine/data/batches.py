@@ -164,7 +164,8 @@ class CellBatches:
     def _check_column(self, adata: AnnData, column: str) -> pd.Series:
         if column not in adata.obs.columns:
             raise InputError(
-                f"obs column {column!r} not found; available columns: {list(adata.obs.columns)}"
+                f"the column {column} is not in the cell annotations; available columns: "
+                f"{', '.join(map(str, adata.obs.columns)) or 'none'}"
             )
         return adata.obs[column]
 
@@ -201,8 +202,8 @@ class CellBatches:
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError) as err:
             raise InputError(
-                f"obs column {column!r} is used as continuous but holds non-numeric values "
-                f"(e.g. {series.iloc[0]!r}); use it as a categorical column instead"
+                f"the annotation column '{column}' is used as numbers but holds non-numeric values "
+                f"(for example {series.iloc[0]}); use it as a categorical column instead"
             ) from err
         present = ~np.isnan(values)
         infinite = np.isinf(values)

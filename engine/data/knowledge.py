@@ -75,7 +75,7 @@ class KnowledgeTable:
             f"'{m}' (did you mean '{by_lower[m.lower()]}'?)" if m.lower() in by_lower else f"'{m}'" for m in missing
         ]
         raise InputError(
-            f"{self.source}: {len(missing)} marker(s) are not in the data's var_names: "
+            f"{self.source}: {len(missing)} marker(s) are not among the data's gene or marker names: "
             f"{', '.join(described)}. Rename the table columns to match the data, or drop them."
         )
 

@@ -115,7 +115,9 @@ def _check_counts(counts, adata, source):
 def _raise_negative(adata, source, i, j, value):
     raise InputError(
         f"{source} holds a negative count ({value:g}) at cell '{adata.obs_names[i]}', gene "
-        f"'{adata.var_names[j]}'. RNA preprocessing expects raw counts (0 or more); use the untransformed counts."
+        f"'{adata.var_names[j]}', so it does not hold raw counts: it looks already normalised or scaled. "
+        "RNA preprocessing needs raw counts (0 or more): load the untransformed counts, or skip this step "
+        "if the values are already preprocessed."
     )
 
 
@@ -295,7 +297,7 @@ def _spillover(spill, channels):
     if absent:
         raise InputError(
             f"uns['spillover'] names channels absent from the data: {', '.join(absent)}. The data's "
-            f"channels (var['channel'] or var_names) are: {', '.join(channels)}."
+            f"channels (its channel column, or else its marker names) are: {', '.join(channels)}."
         )
     ordered = spill.copy()
     ordered.index, ordered.columns = rows, cols

@@ -40,7 +40,8 @@ class DataRegistry:
         if missing:
             raise InputError(
                 f"{source} was trained on {len(self.genes)} genes; {len(missing)} are not in this data "
-                f"(first: {missing[:10]}); use cells measured on the same genes (check symbols vs Ensembl ids)"
+                f"(first: {', '.join(map(str, missing[:10]))}); use cells measured on the same genes (check "
+                "whether the genes are named by symbols or by Ensembl ids)"
             )
 
     def cells(self, adata: AnnData, device: str | torch.device | None = "auto") -> CellBatches:

@@ -63,6 +63,6 @@ def _check_unique(adata: AnnData, path: Path, *, axis: str, what: str, make_uniq
     more = f" and {len(duplicated) - _SHOWN} more" if len(duplicated) > _SHOWN else ""
     raise InputError(
         f"{path}: duplicate {what} names: {shown}{more}; expected each {what} name once. "
-        f"Pass make_unique=True to engine.read (it calls adata.{axis}_names_make_unique(), "
-        "appending -1, -2 to repeats), or rename them in the file."
+        "Rename them in the file so that each name appears once. (From Python, engine.read with "
+        f"make_unique=True appends -1, -2 to repeats, as AnnData's {axis}_names_make_unique() does.)"
     )

@@ -198,7 +198,7 @@ class FamilyModel(ABC):
         """One latent (the default first), (n_cells, d) numpy, on the model's cells or `adata`'s."""
         name = self.latent_names[0] if name is None else name
         if name not in self.latent_names:
-            raise ValueError(f"no latent {name!r}; this model has {self.latent_names}")
+            raise ValueError(f"no latent named {name}; this model has: {', '.join(self.latent_names)}")
         return self.latents([name], adata=adata)[name]
 
     def latents(self, names: list[str] | None = None, *, adata: AnnData | None = None) -> dict[str, np.ndarray]:

@@ -93,7 +93,7 @@ class GuidedModel(FamilyModel):
         if target is None and len(heads) == 1:
             target = heads[0]
         if target not in self.model.phenotypes:
-            raise ValueError(f"no phenotype head {target!r}; this model has {heads}")
+            raise ValueError(f"no phenotype head named {target}; this model has: {', '.join(heads) or 'none'}")
         spec = self.config.phenotypes[target]
         return Prediction(target, spec.column or target, spec.kind == "categorical")
 
@@ -111,13 +111,15 @@ class GuidedModel(FamilyModel):
             match = match_genes(spec.genes, adata)
             if not match.matched:
                 raise InputError(
-                    f"signature {name!r}: none of its {len(spec.genes)} genes is in the data "
-                    f"(first: {spec.genes[:5]}); check the gene naming (symbols vs Ensembl ids)"
+                    f"gene program {name}: none of its {len(spec.genes)} genes is in the data "
+                    f"(first: {', '.join(map(str, spec.genes[:5]))}); check the gene naming (symbols or Ensembl "
+                    "ids) or switch the program off"
                 )
             if match.missing:
                 warnings.warn(
-                    f"signature {name!r}: {len(match.missing)} of {len(spec.genes)} genes not in the data "
-                    f"and left out: {match.missing[:10]}",
+                    f"gene program {name}: {len(match.missing)} of {len(spec.genes)} genes are not in the data "
+                    f"and were left out: {', '.join(map(str, match.missing[:10]))}"
+                    + (" and more" if len(match.missing) > 10 else ""),
                     stacklevel=3,
                 )
             signatures[name] = spec.model_copy(update={"genes": list(dict.fromkeys(match.matched))})

@@ -463,7 +463,7 @@ class Trainer:
         else:
             index, terms, value = readout.bad
             term, step = terms[0], readout.rows[index][0]
-            message = f"loss term {term!r} became {value} at step {step} (epoch {self._position.epoch})"
+            message = f"loss term {term} became {value} at step {step} (epoch {self._position.epoch})"
             if len(terms) > 1:
                 message += f" (also non-finite: {', '.join(terms[1:])})"
         self._emit_steps(readout, index)

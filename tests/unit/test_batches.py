@@ -256,7 +256,7 @@ def test_unknown_obs_column_names_it_and_lists_the_available_ones():
     with pytest.raises(InputError) as err:
         CellBatches(_adata(_dense_counts()), categorical=["tissue"])
     message = str(err.value)
-    assert "'tissue'" in message and "not found" in message
+    assert "column tissue is not in the cell annotations" in message
     assert all(col in message for col in ("kind", "age", "donor"))
 
 

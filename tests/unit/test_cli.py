@@ -257,7 +257,7 @@ def test_a_failed_run_says_why_and_writes_no_results(inputs, capsys, monkeypatch
     assert _train(inputs) == 1
     message = _error(capsys)
     assert message == (
-        "error: training failed: loss term 'total' became nan at step 0 (epoch 0); restored the weights from step 0 "
+        "error: training failed: loss term total became nan at step 0 (epoch 0); restored the weights from step 0 "
         "and stopped. No model or results were written; a lower lr or clip_grad_norm often helps."
     )
     assert not (inputs / "out" / "model").exists() and not (inputs / "out" / "cells.h5ad").exists()

@@ -24,12 +24,12 @@ def test_every_problem_is_listed_with_its_location():
         ("phenotypes", "x", "attach"),
         ("phenotypes", "y", "attach"),
     ]
-    assert found[3] == Problem(("phenotypes", "x", "attach"), "no head named 'nope'; use 'main', 'all' or one of ['x', 'y']")
+    assert found[3] == Problem(("phenotypes", "x", "attach"), "there is no head named nope; use main, all or one of: x, y")
     assert found[2].message.startswith("unknown task keyword 'bogus'; a task takes backward_main_latent_regularization")
     with pytest.raises(InputError) as caught:
         validate_config(ExtractorConfig, data)
     assert caught.value.problems == found
-    assert "phenotypes.y.attach: no head named 'zz'" in str(caught.value)
+    assert "phenotypes.y.attach: there is no head named zz" in str(caught.value)
     assert problems(ExtractorConfig, {}) == []
 
 

@@ -66,13 +66,13 @@ def test_knowledge_errors_name_the_problem(tmp_path):
     adata = _adata()
     with pytest.raises(engine.InputError, match=r"column tissue is not in the cell annotations; available columns: cell_type, score"):
         engine.GuidedModel(adata, phenotypes={"tissue": {}}, **SMALL)
-    with pytest.raises(engine.InputError, match=r"signature 'cycle': none of its 2 genes"):
+    with pytest.raises(engine.InputError, match=r"gene program cycle: none of its 2 genes"):
         engine.GuidedModel(adata, signatures={"cycle": ["MKI67", "TOP2A"]}, **SMALL)
     with pytest.raises(engine.InputError, match=r"phenotypes\.cell_type\.latent_dim"):
         engine.GuidedModel(adata, phenotypes={"cell_type": {"latent_dim": 0}}, **SMALL)
     with pytest.raises(engine.InputError, match="not a saved GuidedModel"):
         engine.GuidedModel.load(tmp_path, adata)
-    with pytest.warns(UserWarning, match=r"1 of 2 genes not in the data"):
+    with pytest.warns(UserWarning, match=r"1 of 2 genes are not in the data"):
         engine.GuidedModel(adata, signatures={"first": ["G1", "NOPE"]}, **SMALL)
 
 

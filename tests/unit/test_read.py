@@ -295,7 +295,7 @@ def test_malformed_spillover(tmp_path):
 def test_duplicate_cell_names(tmp_path):
     message = error_of(write_text(tmp_path / "cells.csv", "name,A,B\nc1,1,2\nc1,3,4\nc2,5,6\n"))
     assert "duplicate cell names: 'c1'" in message
-    assert "make_unique=True" in message and "obs_names_make_unique()" in message
+    assert "Rename them in the file" in message and "make_unique=True" in message
 
 
 @pytest.mark.filterwarnings("ignore:Variable names are not unique")
