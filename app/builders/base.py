@@ -20,7 +20,7 @@ from typing import ClassVar
 import panel as pn
 import param
 
-from app.builders.widgets import alert, say
+from app.builders.widgets import alert, next_step, say
 from app.components.training_options import TrainingOptions
 from app.state import StudioState
 from engine.config.problems import Problem as ConfigProblem
@@ -29,7 +29,10 @@ from engine.data.errors import InputError
 from engine.families import FamilyModel, family_class
 
 SETTINGS = "model settings"
-SEE_TRAINING = "the training options (Train tab) have a problem: see them there"
+SEE_TRAINING = "the training options (in 3 · Train) have a problem: see them there"
+NEXT_AFTER_BUILD = "Next: open 3 · Train, set how long to train, and press Start."
+TRAINING_WORDS = {"max_epochs": "epochs", "batch_size": "cells per step", "lr": "learning rate",
+                  "story": "order of training"}
 
 
 @dataclass
@@ -55,9 +58,11 @@ class FamilyBuilder(pn.viewable.Viewer):
 
     family: ClassVar[str] = ""
     title: ClassVar[str] = ""  # what the family chooser shows a biologist
+    title_help: ClassVar[str] = ""  # one line under the chooser: what the family does, with its ML name
     warmup_task: ClassVar[dict | None] = None  # task settings of a warm-up phase; None: no warm-up
     warmup_label: ClassVar[str] = ""  # how the story choice names that warm-up
     warmup_name: ClassVar[str] = "warmup"  # the warm-up phase's name
+    warmup_length_label: ClassVar[str] = ""  # the label of the warm-up's length ("" : made from warmup_label)
     state = param.ClassSelector(class_=StudioState, doc="The session this builder works for.")
     valid = param.Boolean(default=False, constant=True, doc="True when config() would succeed.")
 
@@ -67,9 +72,12 @@ class FamilyBuilder(pn.viewable.Viewer):
         self.training = training if training is not None else TrainingOptions(family=lambda: self)
         self.training.param.watch(self._on_training, "changed")
         self._build_button = pn.widgets.Button(label="Build model", color="primary", icon="hammer",
-                                               css_classes=["hanami-build-model"], width=160)
+                                               css_classes=["hanami-build-model"], width=160,
+                                               description="Make the model from these settings (nothing is "
+                                                           "trained yet; that happens in 3 · Train).")
         self._build_button.on_click(self._on_build)
         self._status = alert("hanami-build-status")
+        self._next = next_step()
         self._general = alert("hanami-model-general-problem")
 
     # -- hooks -------------------------------------------------------------------------------
@@ -87,8 +95,9 @@ class FamilyBuilder(pn.viewable.Viewer):
         Training problems go beside the shared training options; others to 'general' by default.
         """
         if location[:1] == ("training",):
-            return ("story" if location[1:2] == ("story",) else "training"), ".".join(location)
-        return "general", ".".join(location)
+            field = TRAINING_WORDS.get(location[1], location[1]) if len(location) > 1 else "training"
+            return ("story" if location[1:2] == ("story",) else "training"), field
+        return "general", " ".join(location).replace("_", " ")
 
     def fit(self) -> None:
         """Fit widgets to their values before problems are shown (nothing by default)."""
@@ -108,7 +117,8 @@ class FamilyBuilder(pn.viewable.Viewer):
     def built(self, model: FamilyModel) -> str:
         """The success line after a build."""
         parameters = sum(p.numel() for p in model.model.parameters())
-        return f"Model built on {model.batches.device}: latents {', '.join(model.latent_names)}; {parameters:,} parameters."
+        return (f"Model built on {model.batches.device}: embeddings {', '.join(model.latent_names)}; "
+                f"{parameters:,} parameters to learn.")
 
     def training_options(self) -> dict:
         """Keyword arguments for `model.trainer`, from the shared training options."""
@@ -191,12 +201,14 @@ class FamilyBuilder(pn.viewable.Viewer):
                 warnings.simplefilter("always")
                 model = family_class(self.family)(self.state.adata, config=self.config(), device="auto")
         except (ValueError, RuntimeError) as error:  # InputError is a ValueError; RuntimeError covers the device
+            self._next.visible = False
             say(self._status, "danger", "The model was not built.", str(error))
             if isinstance(error, InputError):
                 raise
             raise InputError(str(error)) from error
         self.state.model = model
         say(self._status, "success", self.built(model), *(str(w.message) for w in caught))
+        say(self._next, "info", NEXT_AFTER_BUILD)
         return model
 
     build_model = build
@@ -212,4 +224,5 @@ class FamilyBuilder(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(*self.controls(), pn.Row(self._build_button, self._general, sizing_mode="stretch_width"),
-                         self._status, sizing_mode="stretch_width", css_classes=[f"hanami-builder-{self.family}"])
+                         self._status, self._next, sizing_mode="stretch_width",
+                         css_classes=[f"hanami-builder-{self.family}"])

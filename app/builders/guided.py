@@ -15,29 +15,46 @@ import panel as pn
 from app.builders.base import FamilyBuilder, Problem
 from app.builders.gene_sets import built_in_sets, read_upload
 from app.builders.guided_heads import OWN, PhenotypeRow, SignatureRow, is_number, safe_name
-from app.builders.widgets import alert, say
+from app.builders.widgets import alert, help_line, say
 from app.components.training_options import TrainingOptions
 from app.state import StudioState
 from engine.config.choices import LOSSES_FOR, REGULARIZERS
 from engine.data.errors import InputError
 
-DETACH = {"none": "none", "pre-encoder (trunk frozen)": "pre_encoder", "encoder (trunk and encoders frozen)": "encoder"}
-PHENOTYPE_HELP = ("Each switched-on obs column gets a head. <b>learn</b>: the head predicts the column and "
-                  "shapes its latent; <b>remove</b>: the embedding is pushed to forget it (batch, donor); "
-                  "<b>neutralize</b>: the head only reads the embedding out.")
-SIGNATURE_HELP = ("Each switched-on gene set gets a latent that predicts its genes' expression; "
-                  "<b>exclude from input</b> hides those genes from the encoder, so the model must infer them.")
-ARCHITECTURE_HELP = "Sizes, losses and where gradients stop; epochs, learning rate and the story are in the Train tab."
+DETACH = {"nothing (everything learns)": "none", "the shared first layers (pre-encoder)": "pre_encoder",
+          "everything before the embedding (pre-encoder and encoders)": "encoder"}
+RECONSTRUCTION = {"squared error (MSE)": "mse", "absolute error (L1)": "l1", "cosine distance": "cosine",
+                  "count model (negative binomial)": "nb"}
+SHAPES = {"free (no constraint)": "none", "even spread (SW2 uniform)": "sw2_uniform",
+          "bell-shaped (SW2 Gaussian)": "sw2_gaussian", "one cluster per label (SW2 mixture)": "sw2_gmm",
+          "small values (L1)": "l1", "small values (L2)": "l2"}
+PHENOTYPE_HELP = ("Use the cell annotations you trust. Learn cell type: the model learns to tell the labels apart "
+                  "and keeps a part of the embedding for them. Remove batch effect: the embedding is pushed to "
+                  "forget a batch or donor. Only read out: predicted, without shaping the embedding. "
+                  "Hover a column title for details and the ML terms.")
+SIGNATURE_HELP = ("Each marker gene program you switch on gets its own part of the embedding, which learns to "
+                  "predict the program's genes (a signature head). Hide its genes to make the model infer them "
+                  "from the other genes.")
+ARCHITECTURE_HELP = ("The size of the embedding and how errors are measured; how long it trains is set in 3 · Train.")
 AREAS = {"main_regularizers": "regularizer", "main_latent_dim": "architecture", "reconstruction": "architecture"}
+# What a problem's field is called in the page (the engine's configuration field names in brackets in help).
+FIELD_WORDS = {"latent_dim": "dimensions", "attach": "predicted from", "losses": "error measure",
+               "regularizers": "embedding shape", "alpha": "strength", "kind": "values", "role": "what to do",
+               "genes": "genes", "main_latent_dim": "main embedding size", "reconstruction": "expression error",
+               "main_regularizers": "shape of the main embedding", "loss": "", "weight": "weight",
+               "column": "annotation", "labels": "labels"}
 
 
 class GuidedBuilder(FamilyBuilder):
     """Heads, architecture and training story of a GuidedModel for `state.adata`."""
 
     family = "guided"
-    title = "knowledge-guided autoencoder (heads from obs columns and gene sets)"
+    title = "Guided by what you know: cell annotations and marker gene programs"
+    title_help = ("A knowledge-guided autoencoder: it learns an embedding of the cells that reproduces their "
+                   "expression, shaped by the annotations and gene sets you switch on (heads).")
     warmup_task = {"backward_pheno_loss": False, "backward_signature_loss": False}
-    warmup_label = "reconstruction first, then add the heads"
+    warmup_label = "expression first, then add the rest"
+    warmup_length_label = "expression-only epochs"
     warmup_name = "reconstruction"
 
     def __init__(self, state: StudioState, training: TrainingOptions | None = None, **params):
@@ -60,19 +77,37 @@ class GuidedBuilder(FamilyBuilder):
             made.param.watch(self._refresh, "value")
             return made
 
-        self._main_latent = widget(pn.widgets.IntInput, "latent", label="main latent size", value=16, width=130)
-        self._reconstruction = widget(pn.widgets.Select, "reconstruction", label="reconstruction loss",
-                                      options=list(LOSSES_FOR["reconstruction"]), value="mse", width=150)
+        reconstruction = {label: loss for label, loss in RECONSTRUCTION.items() if loss in LOSSES_FOR["reconstruction"]}
+        reconstruction |= {loss: loss for loss in LOSSES_FOR["reconstruction"] if loss not in reconstruction.values()}
+        shapes = {label: name for label, name in SHAPES.items() if name == "none" or name in REGULARIZERS}
+        shapes |= {name: name for name in REGULARIZERS if name not in shapes.values()}
+        self._main_latent = widget(pn.widgets.IntInput, "latent", label="main embedding size", value=16, width=150,
+                                   description="Dimensions of the embedding every cell gets (the main latent).")
+        self._reconstruction = widget(pn.widgets.Select, "reconstruction", label="expression error measure",
+                                      options=reconstruction, value="mse", width=220,
+                                      description="How the difference between a cell's expression and the "
+                                                  "model's reproduction of it is measured (reconstruction loss); "
+                                                  "count model only for raw counts.")
         self._reconstruction_weight = widget(pn.widgets.FloatInput, "reconstruction-weight",
-                                             label="reconstruction weight", value=1.0, start=0, step=0.1, width=150)
-        self._regularizer = widget(pn.widgets.Select, "regularizer", label="main-latent regulariser",
-                                   options=["none", *REGULARIZERS], value="none", width=170)
-        self._regularizer_weight = widget(pn.widgets.FloatInput, "regularizer-weight", label="regulariser weight",
-                                          value=1.0, start=0, step=0.1, width=150)
-        self._detach = widget(pn.widgets.Select, "detach", label="stop gradients at", options=DETACH, value="none",
-                              width=290)
+                                             label="expression weight", value=1.0, start=0, step=0.1, width=150,
+                                             description="How much reproducing expression counts in the total "
+                                                         "error (reconstruction loss weight).")
+        self._regularizer = widget(pn.widgets.Select, "regularizer", label="shape of the main embedding",
+                                   options=shapes, value="none", width=240,
+                                   description="Pulls the cells of the main embedding towards a chosen spread "
+                                               "(a regulariser on the main latent); free leaves it as it comes.")
+        self._regularizer_weight = widget(pn.widgets.FloatInput, "regularizer-weight", label="shape weight",
+                                          value=1.0, start=0, step=0.1, width=150,
+                                          description="How much the shape counts in the total error "
+                                                      "(regulariser weight).")
+        self._detach = widget(pn.widgets.Select, "detach", label="keep fixed while training", options=DETACH,
+                              value="none", width=340,
+                              description="Layers that do not change while training (gradients stop there: "
+                                          "detach); for a model whose first layers were already trained.")
         self._upload = pn.widgets.FileInput(accept=".gmt,.json,.txt", multiple=False,
-                                            label="add gene sets (.gmt, .json or .txt)",
+                                            label="add gene programs (.gmt, .json or .txt)",
+                                            description="Gene sets as .gmt, .json (name: genes) or .txt "
+                                                        "(one gene per line); they are added switched off.",
                                             css_classes=["hanami-geneset-upload"])
         self._upload.param.watch(self._on_upload, "value")
         self._upload_message = alert("hanami-geneset-upload-problem")
@@ -82,15 +117,15 @@ class GuidedBuilder(FamilyBuilder):
 
     def controls(self) -> list:
         def card(title, help_text, *body):
-            return pn.Card(pn.pane.HTML(f"<small>{help_text}</small>", margin=(0, 5)), *body, title=title,
+            return pn.Card(help_line(help_text), *body, title=title,
                            collapsible=True, sizing_mode="stretch_width", margin=(5, 0))
 
         a = self._alerts
         return [
-            card("Phenotype heads", PHENOTYPE_HELP, self._pheno_box),
-            card("Signature heads", SIGNATURE_HELP, self._sig_box, self._upload, self._upload_message),
+            card("Cell annotations: learn cell type, remove batch effect", PHENOTYPE_HELP, self._pheno_box),
+            card("Marker gene programs", SIGNATURE_HELP, self._sig_box, self._upload, self._upload_message),
             card(
-                "Architecture", ARCHITECTURE_HELP,
+                "Embedding size and error measures", ARCHITECTURE_HELP,
                 pn.Row(self._main_latent, self._reconstruction, self._reconstruction_weight), a["architecture"],
                 pn.Row(self._regularizer, self._regularizer_weight), a["regularizer"],
                 self._detach, a["detach"],
@@ -128,10 +163,10 @@ class GuidedBuilder(FamilyBuilder):
             rows[column] = PhenotypeRow(column, values, n, safe_name(column, taken), self._refresh)
         self._pheno_rows = rows
         if adata is None:
-            body = [pn.pane.Markdown("Load cells to choose phenotype heads.")]
+            body = [pn.pane.Markdown("Load cells (in 1 · Data) to choose which annotations guide the model.")]
         elif not rows:
-            body = [pn.pane.Markdown("No obs column can be a phenotype: each holds one value, or a distinct "
-                                     "one per cell.")]
+            body = [pn.pane.Markdown("No cell annotation can guide the model: each holds one value, or a "
+                                     "different one in every cell.")]
         else:
             body = [PhenotypeRow.header(), *(row.view for row in rows.values())]
         self._pheno_box.objects = body
@@ -167,8 +202,8 @@ class GuidedBuilder(FamilyBuilder):
         with self._batch():
             for label, genes in sets.items():
                 self._add_signature(label, genes, name)
-        say(self._upload_message, "success", f"{name}: added {len(sets)} gene set(s) ({', '.join(sets)}); "
-                                             "switch them on below")
+        say(self._upload_message, "success", f"{name}: added {len(sets)} gene program(s) ({', '.join(sets)}); "
+                                             "switch them on above")
         return list(sets)
 
     # -- configuration ---------------------------------------------------------------------
@@ -193,9 +228,9 @@ class GuidedBuilder(FamilyBuilder):
     def place(self, location: tuple[str, ...]) -> tuple[str, str]:
         """A head's problem goes to its row (naming the field); others to their settings area."""
         if len(location) >= 2 and location[0] in ("phenotypes", "signatures"):
-            return f"{location[0]}.{location[1]}", ".".join(location[2:])
+            return f"{location[0]}.{location[1]}", _field_words(location[2:])
         area = AREAS.get(location[0]) if location else None
-        return (area, ".".join(location)) if area else super().place(location)
+        return (area, _field_words(location)) if area else super().place(location)
 
     def checks(self) -> list[Problem]:
         """What the configuration cannot check: values and genes in the data, settings that train nothing."""
@@ -208,25 +243,28 @@ class GuidedBuilder(FamilyBuilder):
         head_weight = any(r.on.value and r.weight.value > 0 for r in [*self._pheno_rows.values(), *active.values()])
         regularized = self._regularizer.value != "none" and self._regularizer_weight.value > 0
         if not (self._reconstruction_weight.value > 0 or head_weight or regularized):
-            problems.append(Problem("architecture", "danger", "every loss is off (reconstruction weight 0, no head "
-                                                              "or regulariser with a weight): nothing would train"))
+            problems.append(Problem("architecture", "danger", "nothing would be learnt: the expression weight is 0 "
+                                                              "and no annotation, gene program or shape with a "
+                                                              "weight is on; raise a weight or switch one on"))
         if self._detach.value == "pre_encoder":
-            problems.append(Problem("detach", "warning", "the trunk (pre-encoder) gets no gradient in any phase: "
-                                                         "it keeps its random initial weights"))
+            problems.append(Problem("detach", "warning", "the shared first layers (pre-encoder) never change: "
+                                                         "they keep their random starting values"))
         elif self._detach.value == "encoder":
-            what = "heads and decoder" if heads_on else "only the decoder (only reconstruction is on)"
-            problems.append(Problem("detach", "warning", "nothing learns in the trunk or the latent encoders: the "
-                                                         f"latents stay random and {what} learn from them"))
+            what = ("the annotation and gene program predictors and the expression decoder" if heads_on
+                    else "only the expression decoder (nothing else is switched on)")
+            problems.append(Problem("detach", "warning", "nothing before the embedding changes, so the embedding "
+                                                         f"stays random and only {what} learn from it"))
         epochs, warmup = self.training.epochs, self.training.warmup_epochs
         if self.training.warming_up:
             if warmup >= epochs:
-                problems.append(Problem("story", "danger", f"reconstruction-only takes all {epochs} "
-                                                           "epochs, so the heads never train: lower it or raise "
-                                                           "the epochs"))
+                problems.append(Problem("story", "danger", f"the expression-only phase takes all {epochs} "
+                                                           "epochs, so the annotations and gene programs never "
+                                                           "train: lower it or raise the epochs"))
             if not heads_on:
-                problems.append(Problem("story", "warning", "no head is on, so both phases train the same losses"))
+                problems.append(Problem("story", "warning", "no annotation or gene program is switched on, so "
+                                                            "both phases learn the same thing"))
             if self._reconstruction_weight.value == 0:
-                problems.append(Problem("story", "warning", "the first phase trains reconstruction, whose weight is 0"))
+                problems.append(Problem("story", "warning", "the first phase learns expression, whose weight is 0"))
         return problems
 
     def fit(self) -> None:
@@ -246,7 +284,7 @@ class GuidedBuilder(FamilyBuilder):
         """Set one phenotype row as a user would; attach=None means the head's own latent."""
         row = self._pheno_rows.get(column)
         if row is None:
-            raise InputError(f"no phenotype row for obs column {column!r}; rows: {list(self._pheno_rows)}")
+            raise InputError(f"no annotation row for the column {column}; rows: {', '.join(self._pheno_rows) or 'none'}")
         with self._batch():
             target = OWN if attach is None else attach
             if target not in row.attach.options:
@@ -261,6 +299,12 @@ class GuidedBuilder(FamilyBuilder):
         """Switch a gene set's head on or off, as a user would."""
         row = self._sig_rows.get(name)
         if row is None:
-            raise InputError(f"no gene set named {name!r}; sets: {list(self._sig_rows)}")
+            raise InputError(f"no gene program named {name}; programs: {', '.join(self._sig_rows) or 'none'}")
         with self._batch():
             row.on.value, row.exclude.value, row.latent.value, row.weight.value = on, exclude, latent_dim, weight
+
+
+def _field_words(location) -> str:
+    """A configuration location in the page's words: ('losses', '0', 'loss') -> 'error measure'."""
+    words = [FIELD_WORDS.get(part, part.replace("_", " ")) for part in map(str, location) if not part.isdigit()]
+    return " › ".join(dict.fromkeys(word for word in words if word))

@@ -21,9 +21,35 @@ from engine.config.choices import KINDS, LOSSES_FOR, ROLES
 from engine.config.extractor import RESERVED_NAMES
 from engine.data.genesets import match_genes
 
-OWN = "(own latent)"
-ROLE_LABELS = {"remove": "remove (gradient reversal)"}
+OWN = "its own dimensions"
+ROLE_LABELS = {"learn": "Learn cell type", "remove": "Remove batch effect", "neutralize": "Only read out"}
 ROLE_CHOICES = {ROLE_LABELS.get(role, role): role for role in ROLES}
+KIND_LABELS = {"categorical": "categories", "continuous": "numbers"}
+KIND_CHOICES = {KIND_LABELS.get(kind, kind): kind for kind in KINDS}
+# One line of help per column of the annotation rows: plain words first, the ML term in brackets.
+PHENO_HELP = {
+    "name": "A column of the cell annotations (in AnnData terms, an obs column).",
+    "on": "Switch on to use this annotation when the model learns.",
+    "kind": "categories: labels such as cell types; numbers: a measurement such as a score.",
+    "role": ("Learn cell type: the model learns to predict this annotation and keeps a part of the embedding "
+             "for it (a head with its own latent). Remove batch effect: the embedding is pushed to forget it, "
+             "for batch or donor (gradient reversal). Only read out: it is predicted from the embedding without "
+             "shaping it (neutralised gradient)."),
+    "alpha": "How hard the embedding is pushed to forget this annotation (gradient reversal strength, alpha).",
+    "attach": ("Which part of the embedding predicts it: its own dimensions, the main embedding, all of them, "
+               "or another annotation's or gene program's part (the latent the head attaches to)."),
+    "latent": "How many dimensions its own part of the embedding has (latent size).",
+    "weight": "How much its error counts in the total the model lowers (loss weight).",
+}
+SIG_HELP = {
+    "name": "A marker gene program: a named set of genes (a gene set).",
+    "on": "Switch on to give this gene program its own part of the embedding (a signature head).",
+    "exclude": ("Hide its genes from what the model reads, so it must infer them from the other genes "
+                "(exclude from input)."),
+    "latent": "How many dimensions the program's part of the embedding has (latent size).",
+    "weight": "How much its error counts in the total the model lowers (loss weight).",
+    "genes": "How many of the program's genes the loaded cells measure.",
+}
 GRADIENT = {"learn": "normal", "remove": "reverse", "neutralize": "neutralize"}  # as PhenotypeSpec fills it in
 MANY_CLASSES = 100
 MISSING_SHOWN = 10
@@ -59,7 +85,7 @@ class PhenotypeRow:
         widget = row_widgets(column, css, w, on_change)
 
         self.on = widget(pn.widgets.Switch, "on", value=False)
-        self.kind = widget(pn.widgets.Select, "kind", options=list(KINDS),
+        self.kind = widget(pn.widgets.Select, "kind", options=KIND_CHOICES,
                            value="continuous" if numeric else "categorical")
         self.role = widget(pn.widgets.Select, "role", options=ROLE_CHOICES, value="learn")
         self.alpha = widget(pn.widgets.FloatInput, "alpha", value=1.0, start=0, step=0.1)
@@ -81,9 +107,13 @@ class PhenotypeRow:
     @classmethod
     def header(cls) -> pn.Row:
         w = cls.WIDTHS
-        return header(("obs column", w["name"]), ("on", w["on"]), ("kind", w["kind"]), ("role", w["role"]),
-                       ("alpha", w["alpha"] + 10 - 2 * ROW_MARGIN[1]), ("attach to", w["attach"]),
-                       ("latent", w["latent"] + 10 - 2 * ROW_MARGIN[1]), ("weight", w["weight"]))
+        h = PHENO_HELP
+        return header(("annotation", w["name"], h["name"]), ("use", w["on"], h["on"]), ("values", w["kind"], h["kind"]),
+                      ("what to do", w["role"], h["role"]),
+                      ("strength", w["alpha"] + 10 - 2 * ROW_MARGIN[1], h["alpha"]),
+                      ("predicted from", w["attach"], h["attach"]),
+                      ("dimensions", w["latent"] + 10 - 2 * ROW_MARGIN[1], h["latent"]),
+                      ("weight", w["weight"], h["weight"]))
 
     @staticmethod
     def _convertible(values: pd.Series) -> bool:
@@ -123,12 +153,13 @@ class PhenotypeRow:
         """(level, text) problems of this row that the configuration cannot see."""
         problems = []
         if self.kind.value == "continuous" and not self.convertible:
-            problems.append(("danger", "continuous, but the column holds non-numeric values "
-                                       f"(e.g. {self.example!r}); use it as categorical"))
+            problems.append(("danger", "set to numbers, but the column holds non-numeric values "
+                                       f"(for example {self.example}); choose categories for it"))
         if self.kind.value == "categorical" and self.n_values > MANY_CLASSES:
-            problems.append(("warning", f"{self.n_values:,} classes: is this a measurement? continuous may suit it"))
+            problems.append(("warning", f"{self.n_values:,} categories: is this a measurement? If so, choose numbers"))
         if self.weight.value == 0:
-            problems.append(("warning", "weight 0: this head is on but learns nothing"))
+            problems.append(("warning", "weight 0: it is switched on but the model learns nothing from it; "
+                                        "raise the weight or switch it off"))
         return problems
 
     def show(self, owners: list[str]) -> None:
@@ -180,8 +211,10 @@ class SignatureRow:
     @classmethod
     def header(cls) -> pn.Row:
         w = cls.WIDTHS
-        return header(("gene set", w["name"]), ("on", w["on"]), ("exclude from input", w["exclude"]),
-                       ("latent", w["latent"]), ("weight", w["weight"]), ("genes in the data", 300))
+        h = SIG_HELP
+        return header(("gene program", w["name"], h["name"]), ("use", w["on"], h["on"]),
+                      ("hide its genes", w["exclude"], h["exclude"]), ("dimensions", w["latent"], h["latent"]),
+                      ("weight", w["weight"], h["weight"]), ("genes in the data", 300, h["genes"]))
 
     def rematch(self, adata: AnnData | None) -> None:
         """Match the set's genes to the cells and say how many were found and which were not."""
@@ -206,9 +239,11 @@ class SignatureRow:
         problems = []
         if self.match is not None and not self.match.matched:
             problems.append(("danger", f"none of its {len(self.genes)} genes is in the data (first: "
-                                       f"{', '.join(self.genes[:5])}); check the naming (symbols or Ensembl ids)"))
+                                       f"{', '.join(self.genes[:5])}); check the naming (gene symbols or Ensembl "
+                                       "ids) or switch it off"))
         if self.weight.value == 0:
-            problems.append(("warning", "weight 0: this head is on but learns nothing"))
+            problems.append(("warning", "weight 0: it is switched on but the model learns nothing from it; "
+                                        "raise the weight or switch it off"))
         return problems
 
     def show(self) -> None:

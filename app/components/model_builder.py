@@ -11,13 +11,16 @@ from __future__ import annotations
 import panel as pn
 import param
 
+from app.escape import html_text
+
 from app.builders.base import FamilyBuilder
 from app.builders.registry import BUILDERS
+from app.builders.widgets import help_line
 from app.components.training_options import TrainingOptions
 from app.state import StudioState
 from engine.families import family_names
 
-CHOOSER_HELP = "The kind of model to learn from your cells; its settings and the build button follow below."
+CHOOSER_HELP = "The kind of model to learn from your cells; its settings and the Build model button follow below."
 
 
 class ModelBuilder(pn.viewable.Viewer):
@@ -33,7 +36,9 @@ class ModelBuilder(pn.viewable.Viewer):
         self.training = TrainingOptions(family=lambda: self._builders.get(self.family))
         self._chooser = pn.widgets.Select(label="Kind of model", options={BUILDERS[f].title or f: f for f in families},
                                           value=self.family if self.family in families else families[0],
-                                          css_classes=["hanami-model-family"], width=460)
+                                          css_classes=["hanami-model-family"], width=460,
+                                          description=CHOOSER_HELP)
+        self._chooser_help = help_line("", "hanami-model-family-help")
         self._chooser.param.watch(self._on_family, "value")
         self._body = pn.Column(sizing_mode="stretch_width", margin=0)
         self._on_family()
@@ -48,6 +53,7 @@ class ModelBuilder(pn.viewable.Viewer):
 
     def _on_family(self, *_) -> None:
         self.family = self._chooser.value
+        self._chooser_help.object = f"<small>{html_text(self.builder.title_help or CHOOSER_HELP)}</small>"
         self._body.objects = [self.builder]
         self.builder.refresh()  # the shared training options follow the family shown
 
@@ -61,7 +67,7 @@ class ModelBuilder(pn.viewable.Viewer):
     def __panel__(self):
         return pn.Column(
             self._chooser,
-            pn.pane.HTML(f"<small>{CHOOSER_HELP}</small>", margin=(0, 10)),
+            self._chooser_help,
             self._body,
             sizing_mode="stretch_width",
             css_classes=["hanami-model-builder"],

@@ -7,6 +7,7 @@ import pytest
 import scanpy as sc
 
 from app.builders.guided import GuidedBuilder
+from app.builders.guided_heads import OWN
 from app.components.model_builder import ModelBuilder
 from app.state import StudioState
 from engine import GuidedModel, InputError
@@ -59,7 +60,7 @@ def test_remove_role_reverses_the_gradient_on_the_main_latent(builder):
     assert spec.losses[0].gradient == "reverse" and spec.losses[0].alpha.start == 0.5
     row = builder._pheno_rows["phase"]
     assert row.alpha.visible and not row.latent.visible
-    assert row.attach.value == "main" and "(own latent)" not in row.attach.options
+    assert row.attach.value == "main" and OWN not in row.attach.options
 
 
 def test_attaching_to_a_switched_off_head_is_explained_beside_the_row(builder):
@@ -82,9 +83,9 @@ def test_every_problem_is_shown_at_once_beside_its_row(builder):
     builder.set_phenotype("n_counts", attach="S_score")
     rows = builder._pheno_rows
     assert not builder.valid
-    assert "latent_dim" in shown(rows["bulk_labels"].problem)
-    assert "'phase' is switched off" in shown(rows["louvain"].problem)
-    assert "'S_score' is switched off" in shown(rows["n_counts"].problem)
+    assert shown(rows["bulk_labels"].problem).startswith("dimensions: must be at least 1")
+    assert "phase is switched off" in shown(rows["louvain"].problem)
+    assert "S_score is switched off" in shown(rows["n_counts"].problem)
     with pytest.raises(InputError) as raised:
         builder.config()
     assert str(raised.value).count("\n  - ") == 3
@@ -303,7 +304,7 @@ def test_problems_come_with_their_engine_location(builder):
     builder.set_phenotype("bulk_labels", latent_dim=0)
     builder._main_latent.value = 0
     found = {p.where: p for p in builder.problems()}
-    assert found["phenotypes.bulk_labels"].text.startswith("latent_dim: ")
+    assert found["phenotypes.bulk_labels"].text.startswith("dimensions: ")  # the page's word for the field
     assert found["phenotypes.bulk_labels"].line.startswith("phenotypes.bulk_labels.latent_dim: ")
     assert found["architecture"].line.startswith("main_latent_dim: ")
     assert builder._alerts["architecture"].visible
@@ -315,8 +316,8 @@ def test_the_training_options_are_one_view_shared_with_the_train_tab(pbmc):
     tab = ModelBuilder(state)
     training, builder = tab.training, tab.builder
     assert builder.training is training and training.family() is builder
-    assert training._story_choice.options == ["heads from the start", "reconstruction first, then add the heads"]
-    assert training._warmup.label == "reconstruction-only epochs" and not training._warmup.visible
+    assert training._story_choice.options == ["everything from the start", "expression first, then add the rest"]
+    assert training._warmup.label == "expression-only epochs" and not training._warmup.visible
     training._epochs.value = 7
     builder._detach.value = "encoder"
     assert tab.training_options()["max_epochs"] == 7
@@ -324,7 +325,7 @@ def test_the_training_options_are_one_view_shared_with_the_train_tab(pbmc):
         {"name": "train", "epochs": 7, "tasks": [{"detach": True, "detach_from": "encoder"}]}]}
     training._lr.value = -1.0
     assert not builder.valid and training.alerts["training"].visible
-    assert "Train tab" in shown(builder._general)
+    assert "3 · Train" in shown(builder._general)
 
 
 def test_a_refused_config_carries_each_problem_with_its_location(builder):
