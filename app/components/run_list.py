@@ -35,7 +35,7 @@ class RunList(pn.viewable.Viewer):
             return
         self._shown = shown
         self._rows.objects = [self._row(run) for run in reversed(runs)] or [
-            pn.pane.Markdown("No runs yet: build a model on the Model tab, then press Start.",
+            pn.pane.Markdown("No runs yet: build a model in 2 · Model, then press Start above.",
                              styles={"color": "#666"})
         ]
 
@@ -46,7 +46,8 @@ class RunList(pn.viewable.Viewer):
         text = (f"**{run.id}** · {markdown_text(run.name)}{on} · started {started} · "
                 f"**{STATE_WORDS.get(run.state, run.state)}**" + (" · shown above" if followed else ""))
         open_button = pn.widgets.Button(label="Open", width=80, disabled=followed,
-                                        description="Show this run's curves and work on the cells it trained on")
+                                        description="Show this run's curves, and its cells with the embeddings it "
+                                                    "learnt (in 4 · Explore)")
         stop = pn.widgets.Button(label="Stop", color="danger", width=80, visible=not run.done,
                                  description="Stop after the current step; the model keeps what it learnt")
         remove = pn.widgets.Button(label="Remove", width=80, visible=run.done,

@@ -23,8 +23,9 @@ import param
 from app.components.loss_curves import LossCurves
 from app.components.run_list import STATE_WORDS, RunList
 from app.escape import markdown_text
-from app.runs import REGISTRY, RunHandle
+from app.runs import REGISTRY, RESULT_STATES, RunHandle
 from app.state import StudioState
+from app.words import roles_of, term_label
 from engine.training import EventLog
 from engine.training.events import TERMINAL_KINDS
 
@@ -32,6 +33,8 @@ POLL_MS = 300
 SPEED_STEPS = 200  # speed and time left are measured over this many recent steps
 NOT_LOSSES = frozenset({"cells", "cells_per_s", "lr", "task"})  # step data that is not a loss term
 ACTIVE = frozenset({"queued", "running", "paused"})
+EXPLORE_TAB = "4 · Explore"
+MODEL_TAB = "2 · Model"
 
 
 def _duration(seconds: float) -> str:
@@ -100,11 +103,13 @@ class TrainingMonitor(pn.viewable.Viewer):
         self._progress_text = pn.pane.Markdown("", css_classes=["hanami-progress"], margin=(0, 10))
         self._message = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["hanami-message"])
         self._error = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["hanami-error"])
+        self._next = pn.pane.Alert("", alert_type="info", visible=False, css_classes=["hanami-next-step"])
         self._layout = pn.Column(
             *([self._options_view] if self._options_view is not None else []),
             pn.Row(self._start, self._pause, self._stop, self._state_text),
             self._message,
             self._error,
+            self._next,
             self._progress,
             self._progress_text,
             self.curves,
@@ -124,7 +129,7 @@ class TrainingMonitor(pn.viewable.Viewer):
             self.message = "This monitor follows a run started elsewhere; it has no model to start."
             return None
         if self.state.model is None:
-            self.message = "Build a model first: there is nothing to train yet."
+            self.message = f"Build a model first (in {MODEL_TAB}, press Build model): there is nothing to train yet."
             return None
         if self.run is not None and self.run.state in ACTIVE:
             self.message = f"{self.run.id} is still {self.run.state}: stop it before starting another."
@@ -179,6 +184,8 @@ class TrainingMonitor(pn.viewable.Viewer):
         self.points = 0
         self.error = ""
         self.curves.clear()
+        roles = roles_of(handle.model) if handle is not None else {}
+        self.curves.namer = lambda term: term_label(term, roles)  # a removed batch reads as removed
         self._refresh()
 
     def poll(self) -> int:
@@ -279,6 +286,7 @@ class TrainingMonitor(pn.viewable.Viewer):
         self._stop.disabled = state not in ACTIVE
         self._state_text.object = self._describe_state(state)
         self._show_progress(state)
+        self._show_next_step(state)
 
     @param.depends("message", "error", watch=True)
     def _show_alerts(self) -> None:
@@ -299,6 +307,26 @@ class TrainingMonitor(pn.viewable.Viewer):
                 names = ", ".join(run.id for run in ahead)
                 text += f" behind {len(ahead)} run{'s' if len(ahead) > 1 else ''} on this device ({names})"
         return text
+
+    def next_step(self, state: str | None = None) -> str:
+        """What to do now that the followed run is over (plain text); '' while it is not."""
+        state = state or self.run_state
+        if self.run is None:
+            return ""
+        if state in RESULT_STATES and self.run.adata is not None:  # the run wrote its embeddings into its cells
+            model = self.run.model
+            keys = [f"X_{model.name}_{latent}" for latent in model.latent_names]
+            others = f" (also: {', '.join(keys[1:])})" if len(keys) > 1 else ""
+            return (f"Next: the new embeddings are in {EXPLORE_TAB}. Choose {keys[0]} under Embedding{others}, "
+                    "then press UMAP to see the structure; colour the cells by an annotation to check it.")
+        if state == "failed":
+            return f"Next: read the reason above, change the settings in {MODEL_TAB}, build again and press Start."
+        return ""
+
+    def _show_next_step(self, state: str) -> None:
+        text = self.next_step(state)
+        # the embeddings' names come from the user's annotation and gene set names: text, never markup
+        self._next.object, self._next.visible = markdown_text(text), bool(text)
 
     def _show_progress(self, state: str) -> None:
         step = self._last_step

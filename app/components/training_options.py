@@ -15,8 +15,10 @@ import param
 
 from app.builders.widgets import alert
 
-FROM_START = "heads from the start"
-HELP = "How the built model trains; Start below begins the run."
+FROM_START = "everything from the start"
+HELP = "How long and how fast the built model learns; Start below begins the run."
+ORDER_HELP = ("Order of training (in ML terms, the training story): learn everything at once, or first learn "
+              "to reproduce expression alone for a few epochs and then add what you switched on in 2 · Model.")
 
 
 class TrainingOptions(pn.viewable.Viewer):
@@ -33,14 +35,18 @@ class TrainingOptions(pn.viewable.Viewer):
             made.param.watch(lambda _: self.param.trigger("changed"), "value")
             return made
 
-        self._epochs = widget(pn.widgets.IntInput, "epochs", label="epochs", value=30, start=1, width=110)
-        self._batch_size = widget(pn.widgets.IntInput, "batch-size", label="batch size", value=256, start=2, step=64,
-                                  width=110)
+        self._epochs = widget(pn.widgets.IntInput, "epochs", label="epochs", value=30, start=1, width=110,
+                              description="How many times training goes through every cell (epochs).")
+        self._batch_size = widget(pn.widgets.IntInput, "batch-size", label="cells per step", value=256, start=2,
+                                  step=64, width=110,
+                                  description="How many cells each learning step looks at (batch size).")
         self._lr = widget(pn.widgets.FloatInput, "lr", label="learning rate", value=1e-3, start=1e-7, step=1e-4,
-                          format="0.[00000]", width=130)
-        self._story_choice = widget(pn.widgets.RadioBoxGroup, "story", label="training story",
+                          format="0.[00000]", width=130,
+                          description="How big each learning step is; lower it if the curves jump up and down.")
+        self._story_choice = widget(pn.widgets.RadioBoxGroup, "story", label="order of training",
                                     options=[FROM_START], value=FROM_START, inline=True)
-        self._warmup = widget(pn.widgets.IntInput, "warmup", label="warm-up epochs", value=5, start=1, width=190)
+        self._warmup = widget(pn.widgets.IntInput, "warmup", label="warm-up epochs", value=5, start=1, width=220,
+                              description="Epochs of the first phase, before the rest is added (warm-up).")
         self.alerts = {key: alert(f"hanami-model-{key}-problem") for key in ("training", "story")}
         self.fit()
 
@@ -69,7 +75,8 @@ class TrainingOptions(pn.viewable.Viewer):
                 self._story_choice.value = FROM_START
             self._story_choice.options = options
         if label:
-            self._warmup.label = f"{label.split(',')[0].removesuffix(' first')}-only epochs"
+            self._warmup.label = getattr(builder, "warmup_length_label", "") or \
+                f"{label.split(',')[0].removesuffix(' first')}-only epochs"
         self._warmup.visible = self.warming_up
 
     def story(self) -> dict | None:
@@ -94,8 +101,9 @@ class TrainingOptions(pn.viewable.Viewer):
         return pn.Card(
             pn.pane.HTML(f"<small>{HELP}</small>", margin=(0, 5)),
             pn.Row(self._epochs, self._batch_size, self._lr), self.alerts["training"],
-            pn.Row(pn.Column(pn.pane.HTML("training story", margin=(5, 10, 0, 10)), self._story_choice),
+            pn.Row(pn.Column(pn.pane.HTML("order of training", margin=(5, 10, 0, 10)), self._story_choice),
                    self._warmup),
+            pn.pane.HTML(f"<small>{ORDER_HELP}</small>", margin=(0, 10), css_classes=["hanami-story-help"]),
             self.alerts["story"],
             title="Training options", collapsible=True, sizing_mode="stretch_width", margin=(5, 0),
             css_classes=["hanami-training-options"],
