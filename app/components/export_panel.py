@@ -1,12 +1,14 @@
 """The export area: take the session's results home as files, built only when a button is clicked.
 
-Each file is made on demand (FileDownload callbacks), so nothing is serialised while the user is
-still working; a failure is reported in the page and changes nothing in the session. The model's
+Each file is made on demand (FileDownload callbacks), in a worker thread while the button shows it
+is busy, so nothing is serialised while the user is still working and the page (and other users')
+keeps answering; a failure is reported in the page and changes nothing in the session. The model's
 results go into a copy of the cells through the model's own `write` (the one writer), so an export
 never changes the session's data as a side effect.
 """
 from __future__ import annotations
 
+import asyncio
 import io
 import tempfile
 import zipfile
@@ -25,6 +27,15 @@ from engine.data.errors import InputError
 
 EMBEDDING_PREFIX = "X_"
 PNG_UNAVAILABLE = "The PNG needs the embedding explorer: open it first, it draws the view this button saves."
+# What each file holds and how to open it, shown under its button.
+HOLDS = {
+    "h5ad": "All cells, genes and annotations, with the model's embeddings (obsm) and predictions (obs). "
+            "Open with scanpy (`sc.read_h5ad`), or in R with zellkonverter / SeuratDisk.",
+    "csv": "One row per cell: every embedding's coordinates and every label column. Opens in Excel, R or pandas.",
+    "model": "The trained model (settings, gene list, weights) as a zip: unzip it and reopen it in Python with "
+             "`engine.GuidedModel.load(folder, cells)`, on these or new cells.",
+    "png": "The embedding view as shown in 4 · Explore, zoom and colours included, 800 × 600 pixels.",
+}
 
 
 class ExportPanel(pn.viewable.Viewer):
@@ -38,10 +49,11 @@ class ExportPanel(pn.viewable.Viewer):
         self.png_source = png_source
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.downloads = {
-            "h5ad": self._button("AnnData (.h5ad)", "cells.h5ad", self.h5ad_bytes),
-            "csv": self._button("Embeddings and labels (.csv)", "embeddings.csv", lambda: self.csv_text().encode()),
-            "model": self._button("Model checkpoint (.zip)", "model.zip", self.model_zip_bytes),
-            "png": self._button("Embedding view (.png)", "embedding.png", self.png_bytes),
+            "h5ad": self._button("h5ad", "AnnData (.h5ad)", "cells.h5ad", self.h5ad_bytes),
+            "csv": self._button("csv", "Embeddings and labels (.csv)", "embeddings.csv",
+                                lambda: self.csv_text().encode()),
+            "model": self._button("model", "Model checkpoint (.zip)", "model.zip", self.model_zip_bytes),
+            "png": self._button("png", "Embedding view (.png)", "embedding.png", self.png_bytes),
         }
         self._png_note = pn.pane.Markdown(
             f"*{PNG_UNAVAILABLE}*", visible=png_source is None, styles={"color": "#666"}, margin=(12, 10)
@@ -71,13 +83,14 @@ class ExportPanel(pn.viewable.Viewer):
             if isinstance(adata.obs[name].dtype, pd.CategoricalDtype):
                 columns[name] = adata.obs[name].to_numpy()
         if not columns:
-            raise InputError("The cells have no obsm['X_*'] embedding and no categorical obs column to export.")
+            raise InputError("The cells have no embedding (such as X_umap) and no label column to export yet: "
+                             "train a model or add labels in 4 · Explore first.")
         return pd.DataFrame(columns, index=adata.obs_names.rename("cell")).to_csv()
 
     def model_zip_bytes(self) -> bytes:
         """The model's saved folder (config, genes, weights) as one zip."""
         if self.state.model is None:
-            raise InputError("No model to export: build and train one in the model area first.")
+            raise InputError("No model to export: build one in 2 · Model and train it in 3 · Train first.")
         buffer = io.BytesIO()
         with tempfile.TemporaryDirectory(prefix="hanami-export-") as folder:
             saved = self.state.model.save(Path(folder) / "model")
@@ -103,21 +116,26 @@ class ExportPanel(pn.viewable.Viewer):
 
     def _adata(self):
         if self.state.adata is None:
-            raise InputError("No cells loaded: load a file or the demo in the data area first.")
+            raise InputError("No cells loaded: load a file or the demo in 1 · Data first.")
         return self.state.adata
 
-    def _button(self, label: str, filename: str, make: Callable[[], bytes]) -> pn.widgets.FileDownload:
-        def callback():
+    def _button(self, key: str, label: str, filename: str, make: Callable[[], bytes]) -> pn.widgets.FileDownload:
+        async def callback():
+            button.loading = True
             try:
-                data = make()
+                data = await asyncio.to_thread(make)
             except Exception as err:
                 reason = str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
                 self._show(f"Could not export {filename}: {reason}")
                 raise  # FileDownload has nothing to send; the server log keeps the trace
+            finally:
+                button.loading = False
             self._show("")
             return io.BytesIO(data)
 
-        return pn.widgets.FileDownload(callback=callback, filename=filename, label=label)
+        button = pn.widgets.FileDownload(callback=callback, filename=filename, label=label, width=260,
+                                         css_classes=[f"hanami-download-{key}"])
+        return button
 
     def _show(self, text: str) -> None:
         """Show `text` as plain text: error messages may quote the user's names."""
@@ -125,9 +143,16 @@ class ExportPanel(pn.viewable.Viewer):
         self._alert.param.update(object=markdown_text(text), visible=bool(text))
 
     def __panel__(self):
+        rows = [
+            pn.Row(button, pn.pane.Markdown(HOLDS[key], styles={"color": "#555"}, sizing_mode="stretch_width"),
+                   sizing_mode="stretch_width")
+            for key, button in self.downloads.items()
+        ]
         return pn.Column(
-            "#### Export",
-            pn.Row(*self.downloads.values(), self._png_note),
+            "#### Take your cells and results home",
+            pn.pane.Markdown("Each file is made when you click its button; the cells in this page stay as they are."),
             self._alert,
+            *rows,
+            self._png_note,
             sizing_mode="stretch_width",
         )

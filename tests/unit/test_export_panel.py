@@ -1,4 +1,5 @@
 """ExportPanel without a browser: each file it makes reads back, and failures show in the page."""
+import asyncio
 import io
 import json
 import zipfile
@@ -41,6 +42,15 @@ def trained():
     )
     state.model.train(max_epochs=1, progress=False)
     return state
+
+
+def _download(export: ExportPanel, key: str):
+    """What the button hands the browser: its callback runs the writer in a worker thread."""
+    button = export.downloads[key]
+    try:
+        return asyncio.run(button.callback())
+    finally:
+        assert not button.loading
 
 
 def test_h5ad_holds_the_model_latents(trained):
@@ -92,7 +102,7 @@ def test_png_button_is_disabled_without_a_source_and_serves_one_given():
         without.png_bytes()
     given = ExportPanel(state, png_source=lambda: PNG)
     assert not given.downloads["png"].disabled and given.png_bytes() == PNG
-    assert given.downloads["png"].callback().read() == PNG
+    assert _download(given, "png").read() == PNG
 
 
 def test_a_failed_download_is_shown_and_changes_nothing():
@@ -100,10 +110,10 @@ def test_a_failed_download_is_shown_and_changes_nothing():
     state.load(cells(), "small")
     export = ExportPanel(state)
     with pytest.raises(InputError):
-        export.downloads["model"].callback()
+        _download(export, "model")
     assert export.message.startswith("Could not export model.zip: No model to export")
     assert state.adata is not None and state.dataset == "small"
-    export.downloads["csv"].callback()
+    _download(export, "csv")
     assert export.message == ""
 
 
@@ -123,6 +133,6 @@ def test_a_failure_quoting_a_name_is_shown_as_text():
 
     export = ExportPanel(StudioState(), png_source=failing_png)
     with pytest.raises(InputError):
-        export.downloads["png"].callback()
+        _download(export, "png")
     assert evil in export.message
     assert "<img" not in export._alert.object and "&lt;img src" in export._alert.object
