@@ -19,8 +19,9 @@ from anndata import AnnData
 import engine
 from app.components.data_summary import DataSummary
 from app.components.server_picker import ServerPicker
-from app.demo import DEMO_TITLE, load_demo
-from app.escape import markdown_text
+from app.data_kind import rna_counts_where
+from app.demo import DEMO_NEXT, DEMO_NOTE, DEMO_TITLE, load_demo
+from app.escape import html_text, markdown_text
 from app.settings import BYTES_PER_MB, DATA_ROOT_VAR, MAX_UPLOAD_VAR, Settings
 from app.state import StudioState
 from app.uploads import stored_name
@@ -33,10 +34,20 @@ PICKER_OFF = (
     "holding the data files (or make a folder named data where the studio is started), then restart the studio."
 )
 PREPROCESSING = {
-    "none": "none",
-    "RNA counts: normalise, log1p, HVG": "rna",
-    "cytometry: asinh (cofactor)": "cytometry",
+    "keep as loaded": "none",
+    "RNA counts: normalise, log-transform, mark variable genes": "rna",
+    "cytometry: asinh transform": "cytometry",
 }
+PREPROCESSING_HELP = (
+    "Keep as loaded: change nothing (for values that are already preprocessed). RNA counts: scale every cell "
+    "to 10,000 counts, log-transform (log1p) and mark the highly variable genes (HVG); offered only for raw "
+    "counts. Cytometry: asinh transform with a cofactor (about 5 for mass cytometry, 150 for flow)."
+)
+NEXT_AFTER_PREPROCESSING = "Next: open 2 · Model, choose what guides the model and press Build model."
+NEXT_FOR_COUNTS = ("Next: these look like raw RNA counts: choose RNA counts below and press Apply preprocessing, "
+                   "then open 2 · Model.")
+NEXT_OTHERWISE = ("Next: open 2 · Model and choose what guides the model. For raw cytometry values, first "
+                  "choose cytometry: asinh transform below and press Apply preprocessing.")
 
 
 class DataLoader(pn.viewable.Viewer):
@@ -52,6 +63,8 @@ class DataLoader(pn.viewable.Viewer):
         self._alert = pn.pane.Alert("", alert_type="success", visible=False, sizing_mode="stretch_width")
         self._summary = DataSummary(adata=state.adata, title=state.dataset)
         state.param.watch(self._refresh_summary, ["adata", "dataset", "obs_version"])
+        self._next = pn.pane.Alert("", alert_type="info", visible=False, css_classes=["hanami-next-step"],
+                                   sizing_mode="stretch_width")
         self._transpose = pn.widgets.Checkbox(label="CSV/TSV rows are features (features x cells)")
         # No accepted_filetypes: FilePond matches the browser's MIME type, which .h5ad and .fcs files
         # lack, so it would refuse them; engine.read checks the extension on the server instead.
@@ -64,18 +77,27 @@ class DataLoader(pn.viewable.Viewer):
         self._picker = None if settings.data_root is None else ServerPicker(settings.data_root)
         self._load_picked = pn.widgets.Button(label="Load selected file", color="primary")
         self._load_picked.on_click(lambda _: self._on_pick())
-        self._demo = pn.widgets.Button(label="Load built-in demo")
+        self._demo = pn.widgets.Button(label="Load built-in demo", description=DEMO_NOTE)
         self._demo.on_click(lambda _: self.load_demo())
-        self._kind = pn.widgets.RadioButtonGroup(options=PREPROCESSING, value="none", color="light")
+        self._kind = pn.widgets.RadioButtonGroup(options=PREPROCESSING, value="none", color="light",
+                                                 description=PREPROCESSING_HELP, css_classes=["hanami-preprocess-kind"])
         kind = self._kind.param.value.rx()
         self._n_top_genes = pn.widgets.IntInput(
-            label="highly variable genes", value=2000, start=1, width=180, visible=kind == "rna"
+            label="variable genes to mark", value=2000, start=1, width=180, visible=kind == "rna",
+            description="How many of the genes that vary most between cells are marked as highly variable "
+                        "(HVG); every gene stays in the data.",
         )
         self._cofactor = pn.widgets.FloatInput(
-            label="asinh cofactor", value=5.0, start=0.001, width=180, visible=kind == "cytometry"
+            label="asinh cofactor", value=5.0, start=0.001, width=180, visible=kind == "cytometry",
+            description="Values are divided by it before the asinh: about 5 for mass cytometry, 150 for flow.",
         )
-        self._apply = pn.widgets.Button(label="Apply preprocessing", color="primary")
+        self._apply = pn.widgets.Button(label="Apply preprocessing", color="primary",
+                                        description="Preprocess a copy of the loaded cells and load that copy.")
         self._apply.on_click(lambda _: self._on_apply())
+        self._preprocess_note = pn.pane.HTML("", margin=(0, 10), styles={"color": "#666"}, visible=False,
+                                             css_classes=["hanami-preprocess-note"], sizing_mode="stretch_width")
+        state.param.watch(lambda _: self._fit_preprocessing(), "adata")
+        self._fit_preprocessing()
 
     # -- public actions ----------------------------------------------------------------------
     def load_bytes(self, filename: str, data: bytes, transpose: bool = False) -> bool:
@@ -119,7 +141,7 @@ class DataLoader(pn.viewable.Viewer):
         return self._read_into_state(lambda: engine.read(target, transpose=transpose, root=root), name)
 
     def load_demo(self) -> bool:
-        return self._read_into_state(load_demo, DEMO_TITLE)
+        return self._read_into_state(load_demo, DEMO_TITLE, next_step=DEMO_NEXT)
 
     def preprocess(self, kind: str, **options) -> bool:
         """Preprocess a copy of the cells (``rna`` or ``cytometry``, options passed on); ``none`` keeps them."""
@@ -127,17 +149,19 @@ class DataLoader(pn.viewable.Viewer):
             self._show("Load cells before preprocessing them.", "danger")
             return False
         if kind == "none":
-            self._show("Preprocessing 'none': the cells are kept as loaded.", "success")
+            self._show("Nothing changed: the cells are kept as loaded.", "success")
+            self._say_next(NEXT_AFTER_PREPROCESSING)
             return True
         steps = {"rna": engine.preprocess.rna, "cytometry": engine.preprocess.cytometry}
         if kind not in steps:
-            self._show(f"Unknown preprocessing {kind!r}; choose one of none, {', '.join(steps)}.", "danger")
+            self._show(f"Unknown preprocessing {kind}; choose one of none, {', '.join(steps)}.", "danger")
             return False
         adata = self.state.adata
         return self._read_into_state(
             lambda: steps[kind](adata, copy=True, **options),
             f"{self.state.dataset} (preprocessed)",
             failure=f"Preprocessing ({kind}) failed: ",
+            next_step=NEXT_AFTER_PREPROCESSING,
         )
 
     # -- widget callbacks --------------------------------------------------------------------
@@ -159,6 +183,31 @@ class DataLoader(pn.viewable.Viewer):
         options = {"rna": {"n_top_genes": self._n_top_genes.value}, "cytometry": {"cofactor": self._cofactor.value}}
         self.preprocess(self._kind.value, **options.get(self._kind.value, {}))
 
+    def _fit_preprocessing(self) -> None:
+        """Offer RNA counts preprocessing only for raw counts (in X or a counts layer); say why not."""
+        where, why = rna_counts_where(self.state.adata)
+        options = dict(PREPROCESSING) if where is not None or self.state.adata is None else {
+            label: kind for label, kind in PREPROCESSING.items() if kind != "rna"}
+        if self._kind.value not in options.values():
+            self._kind.value = "none"
+        if self._kind.options != options:
+            self._kind.options = options
+        if self.state.adata is None or where == "X":
+            note = ""
+        elif where is None:
+            note = why
+        else:
+            note = "RNA counts preprocessing reads the counts layer (the raw counts kept beside the values shown)."
+        self._preprocess_note.param.update(object=f"<small>{html_text(note)}</small>", visible=bool(note))
+
+    def _next_after_load(self) -> str:
+        where, _ = rna_counts_where(self.state.adata)
+        return NEXT_FOR_COUNTS if where is not None else NEXT_OTHERWISE
+
+    def _say_next(self, text: str) -> None:
+        """The next-step line (plain text: it may quote the user's names)."""
+        self._next.param.update(object=markdown_text(text), visible=bool(text))
+
     def _refresh_summary(self, *_events) -> None:
         self._summary.title = self.state.dataset
         if self._summary.adata is self.state.adata:
@@ -168,15 +217,17 @@ class DataLoader(pn.viewable.Viewer):
 
     # -- helpers -----------------------------------------------------------------------------
     def _read_into_state(self, make: Callable[[], AnnData], name: str, *, hide: tuple[str, str] | None = None,
-                         failure: str = "") -> bool:
+                         failure: str = "", next_step: str | None = None) -> bool:
         """Run `make`; load its result as `name`, or show why it failed and what is loaded now.
 
         `hide` replaces a temporary path in messages with the name the user knows the file by;
-        `failure` says which action failed. Warnings meant for the user (plain UserWarning, as
+        `failure` says which action failed; `next_step` is the line shown after a success (by default
+        one that fits the cells loaded). Warnings meant for the user (plain UserWarning, as
         the engine raises them) are shown with the success message. A view that fails while
         following `state.load` leaves the new cells loaded, and the message says so.
         """
         cells, dataset = self.state.adata, self.state.dataset
+        self._say_next("")
         self._show(f"Loading {name} …", "info")  # the last message must not outlive the cells it spoke of
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
@@ -195,6 +246,7 @@ class DataLoader(pn.viewable.Viewer):
                 return False
         notes = [str(w.message) for w in caught if w.category is UserWarning]
         self._show(" ".join([f"{self._loaded()}.", *notes]), "warning" if notes else "success")
+        self._say_next(self._next_after_load() if next_step is None else next_step)
         return True
 
     def _loaded(self) -> str:
@@ -221,6 +273,8 @@ class DataLoader(pn.viewable.Viewer):
             self._transpose,
             "#### Or start from the demo",
             self._demo,
+            pn.pane.HTML(f"<small>{html_text(DEMO_NOTE)}</small>", styles={"color": "#666"},
+                         css_classes=["hanami-demo-note"], sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
         if self._picker is None:
@@ -230,8 +284,12 @@ class DataLoader(pn.viewable.Viewer):
         server = pn.Column("#### Or pick a file on the server", *picker, sizing_mode="stretch_width")
         preprocessing = pn.Column(
             "#### Preprocess the loaded cells",
+            pn.pane.HTML(f"<small>{html_text(PREPROCESSING_HELP)}</small>", styles={"color": "#666"},
+                         css_classes=["hanami-preprocess-help"], sizing_mode="stretch_width"),
             self._kind,
+            self._preprocess_note,
             pn.Row(self._n_top_genes, self._cofactor, pn.Column(self._apply, align="end")),
+            sizing_mode="stretch_width",
         )
         return pn.Column(
             pn.Card(
@@ -242,6 +300,7 @@ class DataLoader(pn.viewable.Viewer):
                 sizing_mode="stretch_width",
             ),
             self._alert,
+            self._next,
             self._summary,
             sizing_mode="stretch_width",
         )

@@ -1,4 +1,4 @@
-"""The data area's first view: what was loaded, what each obs column holds, and per-cell QC.
+"""The data area's first view: what was loaded, what each cell annotation (obs column) holds, and per-cell QC.
 
 It draws only what ``engine.data.summary`` computed (counts, 50-bin histograms), so the browser
 receives a few kilobytes whatever the number of cells.
@@ -11,12 +11,27 @@ import panel as pn
 import param
 from anndata import AnnData
 
-from app.escape import markdown_text
+from app.data_kind import look_at
+from app.escape import html_text, markdown_text
 from engine.data.summary import summarize
 
 BLOSSOM = "#d95f8e"
 TABLE_PAGE = 12
+TABLE_COLUMNS = {"column": "annotation", "kind": "kind of values", "categories": "categories",
+                 "missing": "cells without a value"}
+KIND_WORDS = {"categorical": "categories", "continuous": "numbers", "text": "text", "boolean": "yes / no"}
+TOTALS_COUNTS = "total counts per cell"
+TOTALS_OTHER = "sum of the values per cell"
+GENES_PER_CELL = "genes detected per cell (non-zero)"
 
+
+def totals_note(values) -> str:
+    """Why the per-cell sum is not a cell's count total, when X does not hold raw counts ('' when it does)."""
+    if values.counts:
+        return ""
+    return (f"The values are not raw counts ({values.why_not or 'not whole numbers'}): they look already "
+            "normalised, log-transformed or scaled. So the sum of the values per cell is not the number of "
+            "molecules a cell had (it can even be negative), and genes detected counts the non-zero values.")
 
 class DataSummary(pn.viewable.Viewer):
     """Headline, obs column table, category counts and QC histograms of one AnnData.
@@ -35,7 +50,7 @@ class DataSummary(pn.viewable.Viewer):
         self._non_finite = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["hanami-non-finite"],
                                          sizing_mode="stretch_width")
         self._table = pn.widgets.Tabulator(
-            pd.DataFrame(columns=["column", "kind", "categories", "missing"]),
+            pd.DataFrame(columns=list(TABLE_COLUMNS.values())),
             disabled=True,
             show_index=False,
             layout="fit_data_stretch",
@@ -44,7 +59,9 @@ class DataSummary(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         self._counted: dict = {}
-        self._count_choice = pn.widgets.Select(label="obs column", width=220, css_classes=["hanami-count-choice"])
+        self._count_choice = pn.widgets.Select(label="annotation", width=220, css_classes=["hanami-count-choice"],
+                                               description="A cell annotation with categories (an obs column): "
+                                                           "how many cells each category has.")
         # linked_axes off: the bars and the histograms share the name "cells" but not their scale
         self._count_plot = pn.pane.HoloViews(sizing_mode="stretch_width", linked_axes=False)
         self._count_note = pn.pane.Markdown("")
@@ -53,6 +70,8 @@ class DataSummary(pn.viewable.Viewer):
         # page, so its figures never paint and the page never reports itself ready to the server
         self._qc_totals = pn.pane.HoloViews(sizing_mode="stretch_width", linked_axes=False)
         self._qc_features = pn.pane.HoloViews(sizing_mode="stretch_width", linked_axes=False)
+        self._qc_note = pn.pane.HTML("", visible=False, styles={"color": "#555"}, css_classes=["hanami-qc-note"],
+                                     sizing_mode="stretch_width", margin=(0, 10))
         self.param.watch(lambda _: self._show_headline(), "title")
         self._summarize()
 
@@ -66,13 +85,14 @@ class DataSummary(pn.viewable.Viewer):
         self._non_finite.param.update(object=markdown_text(warning or ""), visible=bool(warning))
         self._table.value = pd.DataFrame(
             {
-                "column": [c.name for c in s.columns],
-                "kind": [c.kind for c in s.columns],
-                "categories": ["" if c.n_categories is None else f"{c.n_categories:,}" for c in s.columns],
-                "missing": [c.n_missing for c in s.columns],
+                TABLE_COLUMNS["column"]: [c.name for c in s.columns],
+                TABLE_COLUMNS["kind"]: [KIND_WORDS.get(c.kind, c.kind) for c in s.columns],
+                TABLE_COLUMNS["categories"]: ["" if c.n_categories is None else f"{c.n_categories:,}"
+                                              for c in s.columns],
+                TABLE_COLUMNS["missing"]: [c.n_missing for c in s.columns],
             }
             if s is not None
-            else {"column": [], "kind": [], "categories": [], "missing": []}
+            else {name: [] for name in TABLE_COLUMNS.values()}
         )
         self._counted = {c.name: c for c in s.columns if c.kind in ("categorical", "boolean")} if s else {}
         kept = self._count_choice.value in self._counted
@@ -82,8 +102,11 @@ class DataSummary(pn.viewable.Viewer):
             visible=bool(self._counted),
         )
         self._show_counts()
-        self._qc_totals.object = None if s is None else _histogram(s.cell_totals, "sum of X per cell")
-        self._qc_features.object = None if s is None else _histogram(s.cell_features, "non-zero genes per cell")
+        note = "" if s is None else totals_note(look_at(self.adata.X))
+        totals = TOTALS_OTHER if note else TOTALS_COUNTS
+        self._qc_totals.object = None if s is None else _histogram(s.cell_totals, totals)
+        self._qc_features.object = None if s is None else _histogram(s.cell_features, GENES_PER_CELL)
+        self._qc_note.param.update(object=f"<small>{html_text(note)}</small>", visible=bool(note))
 
     def _show_headline(self) -> None:
         s = self.summary
@@ -93,13 +116,13 @@ class DataSummary(pn.viewable.Viewer):
         storage = f"{'sparse' if s.sparse else 'dense'} {s.dtype}"
         self._headline.object = (
             f"## {markdown_text(self.title)}\n\n**{s.n_cells:,} cells × {s.n_genes:,} genes** · "
-            f"X is {storage} · {len(s.columns)} obs columns"
+            f"values stored as {storage} · {len(s.columns)} cell annotation columns"
         )
 
     def _show_counts(self) -> None:
         column = self._counted.get(self._count_choice.value)
         if column is None:
-            self._count_plot.object, self._count_note.object = None, "No categorical obs columns."
+            self._count_plot.object, self._count_note.object = None, "No cell annotation has categories to count."
             return
         self._count_plot.object, self._count_note.object = _bars(column)
 
@@ -111,11 +134,12 @@ class DataSummary(pn.viewable.Viewer):
             self._headline,
             self._non_finite,
             pn.Row(
-                card("Cell annotations (obs)", self._table),
+                card("Cell annotations", self._table),
                 card("Category counts", self._count_choice, self._count_plot, self._count_note),
                 sizing_mode="stretch_width",
             ),
-            card("Per-cell QC", pn.Row(self._qc_totals, self._qc_features, sizing_mode="stretch_width")),
+            card("Per-cell quality", self._qc_note,
+                 pn.Row(self._qc_totals, self._qc_features, sizing_mode="stretch_width")),
             sizing_mode="stretch_width",
         )
 

@@ -60,7 +60,11 @@ class ServerPicker(pn.viewable.Viewer):
         self._up.on_click(lambda _: self.up())
         self._open = pn.widgets.Button(label="Open folder", width=120)
         self._open.on_click(lambda _: self.open_selected())
-        self._list = pn.widgets.MultiSelect(size=12, sizing_mode="stretch_width", css_classes=["hanami-server-files"])
+        self._list = pn.widgets.MultiSelect(
+            size=12, sizing_mode="stretch_width", css_classes=["hanami-server-files"],
+            description="Select one file, or a 10x folder (its matrix, barcodes and features files), then press "
+                        "Load selected file; names ending in / are folders: Open folder shows what is inside.",
+        )
         self._list.on_double_click(lambda event: self.open(event.option))
         self._show()
 

@@ -6,7 +6,9 @@ import panel as pn
 import pytest
 
 from app.components.data_loader import PICKER_OFF, DataLoader
-from app.demo import DEMO_TITLE
+from app.components.data_loader import NEXT_AFTER_PREPROCESSING, NEXT_FOR_COUNTS
+from app.data_kind import look_at, rna_counts_where
+from app.demo import DEMO_NEXT, DEMO_TITLE
 from app.settings import DATA_ROOT_VAR, MAX_UPLOAD_VAR, Settings
 from app.state import StudioState
 
@@ -133,6 +135,36 @@ def test_preprocess_failure_keeps_the_cells(loader):
     assert_demo_kept(loader, demo)
     assert loader.message.startswith("Preprocessing (rna) failed: ") and "negative count" in loader.message
     assert loader.message.endswith(f"{DEMO_TITLE} is still loaded, unchanged.")
+
+
+def test_rna_preprocessing_is_offered_only_for_raw_counts(loader, tmp_path):
+    """The demo is scaled (negative, fractional values): no RNA choice, and a sentence that says why."""
+    assert "rna" not in loader._kind.options.values() and loader._kind.value == "none"
+    note = loader._preprocess_note
+    assert note.visible and "not raw counts" in note.object and "some are negative" in note.object
+    assert loader._next.visible and DEMO_NEXT.startswith("Next:") and "2 · Model" in loader._next.object
+    loader.load_bytes("counts.h5ad", h5ad_bytes(counts(), tmp_path))
+    assert "rna" in loader._kind.options.values() and not note.visible
+    assert "Apply preprocessing" in loader._next.object and NEXT_FOR_COUNTS.startswith("Next:")
+    assert loader.preprocess("rna", n_top_genes=10)
+    assert "Build model" in loader._next.object and NEXT_AFTER_PREPROCESSING.startswith("Next:")
+    # the processed values are log counts, but the raw counts now sit in the counts layer
+    assert rna_counts_where(loader.state.adata)[0] == "counts layer" and note.visible
+
+
+def test_a_failure_hides_the_next_step(loader):
+    assert loader._next.visible
+    assert not loader.load_bytes("table.xlsx", b"x")
+    assert not loader._next.visible
+
+
+def test_values_are_counts_only_when_whole_and_not_negative():
+    assert look_at(np.array([[0, 3], [1, 2]], dtype=np.float32)).counts
+    fractional = look_at(np.array([[0.5, 3]]))
+    assert not fractional.counts and fractional.why_not == "some have decimals"
+    import scipy.sparse as sp
+    scaled = look_at(sp.csr_matrix(np.array([[-1.5, 0], [0, 2]])))
+    assert scaled.why_not == "some are negative and some have decimals"
 
 
 def test_preprocess_cytometry_and_none(loader, tmp_path):

@@ -113,3 +113,16 @@ def test_the_summary_page_warns_about_non_finite_values_in_cells_built_in_memory
     assert shown._non_finite.visible and "cell b" in shown._non_finite.object and "LYZ" in shown._non_finite.object
     shown.adata = sc.datasets.pbmc68k_reduced()
     assert not shown._non_finite.visible
+
+
+def test_the_per_cell_sum_is_explained_when_the_values_are_not_counts():
+    """Scaled values (the demo's) give a sum per cell that can be negative: the page says why."""
+    from app.components.data_summary import TOTALS_COUNTS, TOTALS_OTHER, DataSummary
+
+    scaled = ad.AnnData(np.array([[-1.5, 0.25], [2.0, -0.5]], dtype=np.float32))
+    view = DataSummary(adata=scaled, title="scaled")
+    assert view._qc_note.visible and "not raw counts (some are negative and some have decimals)" in view._qc_note.object
+    assert view._qc_totals.object.kdims[0].name == TOTALS_OTHER
+    view.adata = ad.AnnData(np.array([[0, 3], [1, 2]], dtype=np.float32))
+    assert not view._qc_note.visible and view._qc_totals.object.kdims[0].name == TOTALS_COUNTS
+    assert list(view._table.value.columns)[0] == "annotation"
