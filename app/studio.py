@@ -15,6 +15,7 @@ from app.components.export_panel import ExportPanel
 from app.components.model_builder import ModelBuilder
 from app.components.training_monitor import TrainingMonitor
 from app.demo import DEMO_TITLE, load_demo
+from app.offline_design import FONT, OfflineFast
 from app.runs import REGISTRY, RESULT_STATES
 from app.settings import Settings
 from app.state import StudioState
@@ -58,28 +59,35 @@ class Studio(pn.viewable.Viewer):
             ("3 · Train", self.monitor),
             ("4 · Explore", self.explorer),
             ("5 · Export", self.export),
-            dynamic=False,
+            dynamic=True,  # a tab is rendered when it is first opened: the page shows its first content fast
             sizing_mode="stretch_width",
         )
 
     def _publish_results(self, event) -> None:
         """When a run ends with a model worth keeping, its worker has written the latents into the
-        cells it trained on: the areas showing those cells learn that obsm changed."""
+        cells it trained on: the areas showing those cells learn that obsm changed.
+
+        On the next tick of the event loop, so that the page shows "stopped" first, as fast as it
+        shows "paused", and redraws what depends on the cells after.
+        """
         run = self.monitor.run
         if event.new in RESULT_STATES and run is not None and run.adata is self.state.adata:
-            self.state.touch_obs()
+            pn.state.execute(self.state.touch_obs, schedule=True)
 
     def __panel__(self):
         return self._tabs
 
     def page(self) -> pn.template.FastListTemplate:
-        """The full page: header with the logo, the studio's steps as tabs."""
+        """The full page: header with the logo, the studio's steps as tabs; nothing from the web."""
         return pn.template.FastListTemplate(
             title="Hanami",
             logo=str(LOGO),
             favicon=str(LOGO),
             accent="#d95f8e",
             header_background="#3d1a2b",
+            design=OfflineFast,
+            font=FONT,
+            font_url="",  # the template's own link to Google's web font
             raw_css=[CSS.read_text()],
             main=[self._tabs],
         )

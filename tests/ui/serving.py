@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 90
+# Only a hang reaches it: on a 2-core machine whose cores are busy, Panel's start-up takes a minute.
+START_TIMEOUT_S = 300
+READY_LINE = b"Bokeh app running at"  # what `panel serve` logs once it listens
 
 
 def free_port() -> int:
@@ -36,7 +38,9 @@ def panel_server(target: str | Path, url_path: str, env: dict[str, str] | None =
 
     `bare=True` leaves out --address and --allow-websocket-origin, as a user typing the README's
     `panel serve app` does (the server then listens on every interface); `args` are added as given.
-    Raises RuntimeError with the server's own output if it does not answer HTTP 200 in time.
+    Waits for the server's own readiness line in its log, then for one answer to one request (a
+    slow first page is waited for, never asked for again). Raises RuntimeError with the server's
+    output if it does not answer HTTP 200 in time.
     """
     port = free_port()
     command = [sys.executable, "-m", "panel", "serve", str(target), "--port", str(port), *args]
@@ -44,7 +48,7 @@ def panel_server(target: str | Path, url_path: str, env: dict[str, str] | None =
         command += ["--address", "localhost", f"--allow-websocket-origin=localhost:{port}"]
     url = f"http://localhost:{port}/{url_path}"
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    with tempfile.TemporaryFile() as log:
+    with tempfile.NamedTemporaryFile(prefix="panel-serve-", suffix=".log") as log:
         server = subprocess.Popen(command, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_until_served(target, url, server, log)
@@ -60,16 +64,22 @@ def panel_server(target: str | Path, url_path: str, env: dict[str, str] | None =
 
 def _wait_until_served(target, url: str, server: subprocess.Popen, log) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline and server.poll() is None:
+    while time.monotonic() < deadline and server.poll() is None and READY_LINE not in _output(log):
+        time.sleep(0.2)
+    state = f"did not log '{READY_LINE.decode()}' in {START_TIMEOUT_S} s"
+    if server.poll() is None and time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    log.seek(0)
-    output = log.read().decode(errors="replace")
-    state = f"exited with {server.returncode}" if server.poll() is not None else "still not answering"
-    raise RuntimeError(f"`panel serve {target}` {state} after {START_TIMEOUT_S} s at {url}:\n{output}")
+            with urllib.request.urlopen(url, timeout=deadline - time.monotonic()):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+            state = f"answered the first request with: {error}"
+    if server.poll() is not None:
+        state = f"exited with {server.returncode}"
+    output = _output(log).decode(errors="replace")
+    raise RuntimeError(f"`panel serve {target}` {state} at {url}:\n{output}")
+
+
+def _output(log) -> bytes:
+    """The server's output so far, read through a file of its own (the server writes at the shared offset)."""
+    return Path(log.name).read_bytes()
 
