@@ -18,6 +18,7 @@ from app.builders.guided_heads import OWN, PhenotypeRow, SignatureRow, is_number
 from app.builders.widgets import alert, help_line, say
 from app.components.training_options import TrainingOptions
 from app.state import StudioState
+from app.words import names
 from engine.config.choices import LOSSES_FOR, REGULARIZERS
 from engine.data.errors import InputError
 
@@ -284,7 +285,7 @@ class GuidedBuilder(FamilyBuilder):
         """Set one phenotype row as a user would; attach=None means the head's own latent."""
         row = self._pheno_rows.get(column)
         if row is None:
-            raise InputError(f"no annotation row for the column {column}; rows: {', '.join(self._pheno_rows) or 'none'}")
+            raise InputError(f"no annotation row for the column {column}; rows: {names(self._pheno_rows)}")
         with self._batch():
             target = OWN if attach is None else attach
             if target not in row.attach.options:
@@ -299,7 +300,7 @@ class GuidedBuilder(FamilyBuilder):
         """Switch a gene set's head on or off, as a user would."""
         row = self._sig_rows.get(name)
         if row is None:
-            raise InputError(f"no gene program named {name}; programs: {', '.join(self._sig_rows) or 'none'}")
+            raise InputError(f"no gene program named {name}; programs: {names(self._sig_rows)}")
         with self._batch():
             row.on.value, row.exclude.value, row.latent.value, row.weight.value = on, exclude, latent_dim, weight
 

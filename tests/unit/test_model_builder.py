@@ -178,7 +178,8 @@ def test_the_build_button_builds(builder):
     builder.set_phenotype("bulk_labels")
     builder._build_button.clicks += 1
     assert isinstance(builder.state.model, GuidedModel)
-    assert "bulk_labels" in shown(builder._status)
+    assert "bulk_labels" in shown(builder._status) and shown(builder._status).startswith("Model built")
+    assert builder._next.visible and "3 · Train" in shown(builder._next) and "Start" in shown(builder._next)
 
 
 def test_a_failed_build_leaves_the_state_alone(builder):
@@ -187,7 +188,7 @@ def test_a_failed_build_leaves_the_state_alone(builder):
     with pytest.raises(InputError):
         builder.build_model()
     assert builder.state.model is kept
-    assert builder._status.visible and builder._status.alert_type == "danger"
+    assert builder._status.visible and builder._status.alert_type == "danger" and not builder._next.visible
 
 
 def test_new_cells_rebuild_the_rows(builder):

@@ -89,6 +89,13 @@ def test_start_submits_a_run_and_polling_draws_every_point_once(states):
     assert monitor.poll() == 0 and monitor.points == _loss_points(handle.events)
     assert "epoch 3 / 3" in monitor._progress_text.object and monitor._progress.value == 1000
     assert "cpu" in monitor._state_text.object and not monitor._start.disabled
+    # the chart names each term after what it measures; the engine's names stay the keys
+    legend = [item.label.value for item in monitor.curves.figure.legend[0].items]
+    assert "expression reconstruction error" in legend and "cell_type: prediction error" in legend
+    assert set(monitor.curves._choice.options.values()) == set(monitor.curves.terms)
+    # what to do next: the embeddings the run wrote, in the Explore tab
+    assert monitor._next.visible and "4 · Explore" in monitor.next_step()
+    assert f"X_{handle.model.name}_main" in monitor.next_step() and "UMAP" in monitor.next_step()
 
 
 def test_stop_ends_a_long_run_and_pause_resume(states):
@@ -106,6 +113,7 @@ def test_stop_ends_a_long_run_and_pause_resume(states):
     _wait(lambda: handle.done, monitor)
     monitor.poll()
     assert monitor.run_state == "stopped" and monitor.points == _loss_points(handle.events)
+    assert "4 · Explore" in monitor.next_step()  # a stopped run wrote its embeddings too
 
 
 def test_start_without_a_model_says_so():
