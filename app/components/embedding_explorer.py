@@ -394,10 +394,10 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
 
     def __panel__(self):
         controls = self._view_controls()
-        body = pn.Column(
-            self.alert,
+        body = pn.Column(  # the message sits under the plot, so the plot never jumps when one appears
             self._status,
             self._pane,
+            self.alert,
             pn.Row(self._selection_tools, pn.Column(self._results_note, self.results, sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
