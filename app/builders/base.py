@@ -71,7 +71,7 @@ class FamilyBuilder(pn.viewable.Viewer):
         self._holding = 0
         self.training = training if training is not None else TrainingOptions(family=lambda: self)
         self.training.param.watch(self._on_training, "changed")
-        self._build_button = pn.widgets.Button(label="Build model", color="primary", icon="hammer",
+        self._build_button = pn.widgets.Button(label="Build model", color="primary",
                                                css_classes=["hanami-build-model"], width=160,
                                                description="Make the model from these settings (nothing is "
                                                            "trained yet; that happens in 3 · Train).")
