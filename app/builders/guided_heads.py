@@ -73,7 +73,7 @@ def safe_name(label: str, taken: set[str]) -> str:
 class PhenotypeRow:
     """The head settings of one obs column; `spec()` is its PhenotypeSpec as a dict."""
 
-    WIDTHS = {"name": 180, "on": 50, "kind": 115, "role": 215, "alpha": 70, "attach": 150, "latent": 70, "weight": 70}
+    WIDTHS = {"name": 180, "on": 50, "kind": 115, "role": 215, "alpha": 70, "attach": 150, "latent": 85, "weight": 70}
 
     def __init__(self, column: str, values: pd.Series, n_values: int, head: str, on_change):
         self.column, self.head, self.n_values = column, head, n_values
@@ -185,7 +185,7 @@ class PhenotypeRow:
 class SignatureRow:
     """One gene set as a signature head, with how well its genes match the loaded cells."""
 
-    WIDTHS = {"name": 200, "on": 50, "exclude": 110, "latent": 70, "weight": 70}
+    WIDTHS = {"name": 200, "on": 50, "exclude": 110, "latent": 85, "weight": 70}
 
     def __init__(self, label: str, genes: list[str], source: str, on_change):
         self.label, self.genes, self.source, self.match = label, genes, source, None

@@ -300,7 +300,7 @@ class TrainingMonitor(pn.viewable.Viewer):
         label = STATE_WORDS.get(state, state)
         if self.run is None:
             return f"**{label}**"
-        text = f"**{self.run.id}** on `{self.run.device}`: **{label}**"
+        text = f"**{self.run.id}** on {markdown_text(self.run.device)}: **{label}**"
         if state == "queued":
             ahead = REGISTRY.queue_ahead(self.run)
             if ahead:
