@@ -12,6 +12,8 @@ problem comes with its field location and none is parsed from error text; it bui
 """
 from __future__ import annotations
 
+import asyncio
+
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -195,32 +197,53 @@ class FamilyBuilder(pn.viewable.Viewer):
         engine.InputError is raised.
         """
         try:
-            if self.state.adata is None:
-                raise InputError("no cells are loaded: load data before building a model")
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                model = family_class(self.family)(self.state.adata, config=self.config(), device="auto")
+            model, caught = self._construct(self.state.adata, self._checked_config())
         except (ValueError, RuntimeError) as error:  # InputError is a ValueError; RuntimeError covers the device
-            self._next.visible = False
-            say(self._status, "danger", "The model was not built.", str(error))
-            if isinstance(error, InputError):
+            failure = self._failed(error)
+            if failure is error:
                 raise
-            raise InputError(str(error)) from error
+            raise failure from error
+        return self._built(model, caught)
+
+    build_model = build
+
+    async def _on_build(self, _) -> None:
+        """Build from the button: the model is made in a worker thread (moving cells to the device
+        takes a while on large data), so the page and other users go on meanwhile."""
+        self._build_button.loading = True
+        adata = self.state.adata
+        try:
+            model, caught = await asyncio.to_thread(self._construct, adata, self._checked_config())
+        except (ValueError, RuntimeError) as error:
+            self._failed(error)  # shown beside the button
+            return
+        finally:
+            self._build_button.loading = False
+        if self.state.adata is adata:  # other cells were loaded meanwhile: this model is not theirs
+            self._built(model, caught)
+
+    def _checked_config(self):
+        if self.state.adata is None:
+            raise InputError("no cells are loaded: load data before building a model")
+        return self.config()
+
+    def _construct(self, adata, config) -> tuple[FamilyModel, list]:
+        """The model and the warnings its construction raised (shown with the success line)."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = family_class(self.family)(adata, config=config, device="auto")
+        return model, caught
+
+    def _failed(self, error: Exception) -> InputError:
+        self._next.visible = False
+        say(self._status, "danger", "The model was not built.", str(error))
+        return error if isinstance(error, InputError) else InputError(str(error))
+
+    def _built(self, model: FamilyModel, caught: list) -> FamilyModel:
         self.state.model = model
         say(self._status, "success", self.built(model), *(str(w.message) for w in caught))
         say(self._next, "info", NEXT_AFTER_BUILD)
         return model
-
-    build_model = build
-
-    def _on_build(self, _) -> None:
-        self._build_button.loading = True
-        try:
-            self.build()
-        except InputError:
-            pass  # build() has shown the reason beside the button
-        finally:
-            self._build_button.loading = False
 
     def __panel__(self):
         return pn.Column(*self.controls(), pn.Row(self._build_button, self._general, sizing_mode="stretch_width"),

@@ -98,6 +98,8 @@ class DataLoader(pn.viewable.Viewer):
                                              css_classes=["hanami-preprocess-note"], sizing_mode="stretch_width")
         state.param.watch(lambda _: self._fit_preprocessing(), "adata")
         self._fit_preprocessing()
+        if state.dataset == DEMO_TITLE:  # a page that opens on the demo says what to do with it
+            self._say_next(DEMO_NEXT)
 
     # -- public actions ----------------------------------------------------------------------
     def load_bytes(self, filename: str, data: bytes, transpose: bool = False) -> bool:

@@ -46,5 +46,5 @@ def test_draw_select_and_label(page: Page, explorer_url):
 
     page.get_by_placeholder("e.g. activated T cells").fill("left half")
     page.get_by_role("button", name="Add label").click()
-    expect(page.get_by_text(re.compile(r"Labelled [\d,]+ cells 'left half'"))).to_be_visible(timeout=15_000)
+    expect(page.get_by_text(re.compile(r'Labelled [\d,]+ cells "left half"'))).to_be_visible(timeout=15_000)
     page.screenshot(path=SCREENSHOT, full_page=True)

@@ -42,7 +42,7 @@ def test_names_from_an_upload_show_as_text_everywhere(page: Page, studio_url, tm
     tab(page, "2 · Model")
     expect(page.get_by_text(COLUMN, exact=True).first).to_be_visible(timeout=UPDATE_WAIT_MS)
     tab(page, "4 · Explore")
-    expect(page.get_by_text(f"coloured by obs {COLUMN}")).to_be_visible(timeout=UPDATE_WAIT_MS)
+    expect(page.get_by_text(f"coloured by {COLUMN}")).to_be_visible(timeout=UPDATE_WAIT_MS)
     expect(page.get_by_role("gridcell", name=CATEGORIES[0], exact=True)).to_be_visible()
     assert page.locator(MADE_FROM_A_NAME).count() == 0
     assert dialogs == []

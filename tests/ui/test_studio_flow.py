@@ -54,7 +54,7 @@ def train_pause_stop(page: Page) -> None:
 def explore_label_export(page: Page, tmp_path) -> None:
     tab(page, "4 · Explore")
     page.locator(".hanami-embedding-key select").select_option("X_guided_main")
-    expect(page.get_by_text(re.compile(r"X_guided_main dimensions 0 and 1 · coloured by obs bulk_labels"))).to_be_visible(
+    expect(page.get_by_text(re.compile(r"X_guided_main dimensions 0 and 1 · coloured by bulk_labels"))).to_be_visible(
         timeout=30_000
     )
     expect(page.get_by_role("gridcell", name="Dendritic", exact=True)).to_be_visible()
@@ -64,7 +64,7 @@ def explore_label_export(page: Page, tmp_path) -> None:
     expect(page.get_by_text(re.compile(r"A: [\d,]+ cells"))).to_be_visible(timeout=15_000)
     page.get_by_placeholder("e.g. activated T cells").fill("my gate")
     page.get_by_role("button", name="Add label").click()
-    expect(page.get_by_text(re.compile(r"Labelled [\d,]+ cells 'my gate'"))).to_be_visible(timeout=15_000)
+    expect(page.get_by_text(re.compile(r'Labelled [\d,]+ cells "my gate" in the annotation column'))).to_be_visible(timeout=15_000)
 
     tab(page, "5 · Export")
     with page.expect_download(timeout=60_000) as download:
