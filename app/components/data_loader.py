@@ -213,7 +213,7 @@ class DataLoader(pn.viewable.Viewer):
     def _refresh_summary(self, *_events) -> None:
         self._summary.title = self.state.dataset
         if self._summary.adata is self.state.adata:
-            self._summary.param.trigger("adata")  # obs changed in place: summarise again
+            self._summary.refresh_annotations()  # obs changed in place
         else:
             self._summary.adata = self.state.adata
 

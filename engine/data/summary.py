@@ -60,7 +60,7 @@ def summarize(adata: AnnData) -> DataSummary:
         n_genes=adata.n_vars,
         sparse=sparse.issparse(adata.X),
         dtype=str(adata.X.dtype),
-        columns=tuple(_column(name, adata.obs[name]) for name in adata.obs.columns),
+        columns=annotation_columns(adata.obs),
         cell_totals=totals,
         cell_features=features,
         non_finite=None if found is None else (
@@ -68,6 +68,11 @@ def summarize(adata: AnnData) -> DataSummary:
             "them (for example with 0) before preprocessing or training."
         ),
     )
+
+
+def annotation_columns(obs: pd.DataFrame) -> tuple[ColumnSummary, ...]:
+    """One summary per obs column: all that changes when labels are added, X staying as it was."""
+    return tuple(_column(name, obs[name]) for name in obs.columns)
 
 
 def _finite_only(X):

@@ -194,6 +194,19 @@ def test_summary_counts_a_category_from_the_start(loader, tmp_path):
     assert summary._qc_totals.object.data["cells"].sum() == 40
 
 
+def test_a_new_label_is_summarised_without_summing_every_cell_again(loader, monkeypatch):
+    """Adding a label changes obs only: the table and counts follow, the per-cell pass over X is not
+    redone (on a million cells it made every label take a second)."""
+    from app.components import data_summary
+
+    monkeypatch.setattr(data_summary, "summarize", lambda adata: pytest.fail("X was summarised again"))
+    loader.state.adata.obs["my labels"] = pd.Categorical(["gate"] * 700)
+    loader.state.touch_obs()
+    summary = loader._summary
+    assert "my labels" in summary._table.value.iloc[:, 0].tolist()
+    assert "my labels" in summary._count_choice.options
+
+
 def test_settings_from_env(tmp_path, monkeypatch):
     assert Settings.from_env({DATA_ROOT_VAR: str(tmp_path), MAX_UPLOAD_VAR: "20"}) == Settings(tmp_path.resolve(), 20.0)
     monkeypatch.chdir(tmp_path)
