@@ -24,7 +24,8 @@ class CategoryLegend(pn.viewable.Viewer):
             show_index=False,
             selectable=False,
             layout="fit_columns",
-            formatters={"show": {"type": "tickCross"}, "color": {"type": "color"}},
+            # long names ("CD4+/CD45RA+/CD25- Naive T") wrap instead of being cut at the column's edge
+            formatters={"show": {"type": "tickCross"}, "color": {"type": "color"}, "category": {"type": "textarea"}},
             editors={"show": {"type": "tickCross"}, "color": None, "category": None, "cells": None},
             titles={"show": "", "color": ""},
             widths={"show": 34, "color": 28, "cells": 70},
