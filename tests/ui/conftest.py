@@ -2,7 +2,9 @@
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect
 from serving import panel_served
+from studio_driver import SLOW_WAIT_MS, UPDATE_WAIT_MS
 
 CHROMIUM = Path("/usr/bin/chromium")
 UPLOAD_LIMIT_MB = "1"  # small, so a test can send an over-limit upload
@@ -33,6 +35,18 @@ def browser_type_launch_args(browser_type_launch_args):
             "--disable-backgrounding-occluded-windows",
         ],
     }
+
+
+expect.set_options(timeout=UPDATE_WAIT_MS)  # every expect() without its own bound: only a hang reaches it
+
+
+@pytest.fixture(autouse=True)
+def _patient_page(request):
+    """Navigations and clicks wait as long as a busy machine needs (Playwright's default is 30 s)."""
+    if "page" in request.fixturenames:
+        page: Page = request.getfixturevalue("page")
+        page.set_default_timeout(SLOW_WAIT_MS)
+        page.set_default_navigation_timeout(SLOW_WAIT_MS)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect
-from studio_driver import UPDATE_WAIT_MS, open_studio, tab
+from studio_driver import SLOW_WAIT_MS, UPDATE_WAIT_MS, open_studio, tab
 from test_uploads import upload
 
 pytestmark = pytest.mark.ui
@@ -36,7 +36,7 @@ def test_names_from_an_upload_show_as_text_everywhere(page: Page, studio_url, tm
     open_studio(page, studio_url)
     upload(page, FILE_NAME, hostile_h5ad(tmp_path))
     # the literal name, as text; the message comes last, once every view follows the new cells
-    expect(page.get_by_text(f"Loaded {FILE_NAME}: 50 cells")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(f"Loaded {FILE_NAME}: 50 cells")).to_be_visible(timeout=SLOW_WAIT_MS)
     expect(page.get_by_text("50 cells × 4 genes")).to_be_visible()
     expect(page.get_by_role("heading", name=FILE_NAME)).to_be_visible()
     tab(page, "2 · Model")

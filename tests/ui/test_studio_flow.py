@@ -11,6 +11,7 @@ import anndata as ad
 import pytest
 from playwright.sync_api import Page, expect
 from studio_driver import (
+    SLOW_WAIT_MS,
     UPDATE_WAIT_MS, build_and_start, drag_box, loss_points, open_studio, points_at_state, record_points_at_state,
     run_id, stop_run, tab, wait_for_points,
 )
@@ -55,19 +56,19 @@ def explore_label_export(page: Page, tmp_path) -> None:
     tab(page, "4 · Explore")
     page.locator(".hanami-embedding-key select").select_option("X_guided_main")
     expect(page.get_by_text(re.compile(r"X_guided_main dimensions 0 and 1 · coloured by bulk_labels"))).to_be_visible(
-        timeout=30_000
+        timeout=SLOW_WAIT_MS
     )
     expect(page.get_by_role("gridcell", name="Dendritic", exact=True)).to_be_visible()
     canvas = page.locator(".bk-Canvas >> visible=true").first
-    expect(canvas).to_be_visible(timeout=30_000)
+    expect(canvas).to_be_visible(timeout=SLOW_WAIT_MS)
     drag_box(page, canvas, start=(0.1, 0.1), end=(0.7, 0.9))
-    expect(page.get_by_text(re.compile(r"A: [\d,]+ cells"))).to_be_visible(timeout=15_000)
+    expect(page.get_by_text(re.compile(r"A: [\d,]+ cells"))).to_be_visible(timeout=SLOW_WAIT_MS)
     page.get_by_placeholder("e.g. activated T cells").fill("my gate")
     page.get_by_role("button", name="Add label").click()
-    expect(page.get_by_text(re.compile(r'Labelled [\d,]+ cells "my gate" in the annotation column'))).to_be_visible(timeout=15_000)
+    expect(page.get_by_text(re.compile(r'Labelled [\d,]+ cells "my gate" in the annotation column'))).to_be_visible(timeout=SLOW_WAIT_MS)
 
     tab(page, "5 · Export")
-    with page.expect_download(timeout=60_000) as download:
+    with page.expect_download(timeout=SLOW_WAIT_MS) as download:
         page.get_by_text("AnnData (.h5ad)").click()
     path = tmp_path / "cells.h5ad"
     download.value.save_as(path)
@@ -96,7 +97,7 @@ def test_two_sessions_keep_their_runs_apart(browser, studio_url):
         assert loss_points(bob) == 0
         build_and_start(bob)
         # One run per device: Bob's run waits, visibly, behind Alice's.
-        expect(bob.locator(".hanami-run-state")).to_contain_text("behind 1 run", timeout=30_000)
+        expect(bob.locator(".hanami-run-state")).to_contain_text("behind 1 run", timeout=SLOW_WAIT_MS)
         assert loss_points(bob) == 0
         bob_run = run_id(bob)
 

@@ -6,7 +6,7 @@ import anndata as ad
 import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
-from studio_driver import open_studio
+from studio_driver import SLOW_WAIT_MS, open_studio
 
 pytestmark = pytest.mark.ui
 
@@ -36,14 +36,14 @@ def small_h5ad(folder) -> bytes:
 def test_bad_upload_is_explained_and_data_kept(page: Page, studio_url, name, data, words):
     open_studio(page, studio_url)
     upload(page, name, data)
-    expect(page.get_by_text(re.compile(words)).first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(re.compile(words)).first).to_be_visible(timeout=SLOW_WAIT_MS)
     expect(page.get_by_text("700 cells × 765 genes")).to_be_visible()
 
 
 def test_good_upload_replaces_the_cells(page: Page, studio_url, tmp_path):
     open_studio(page, studio_url)
     upload(page, "fifty.h5ad", small_h5ad(tmp_path))
-    expect(page.get_by_text("50 cells × 4 genes")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("50 cells × 4 genes")).to_be_visible(timeout=SLOW_WAIT_MS)
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,7 @@ def test_good_upload_replaces_the_cells(page: Page, studio_url, tmp_path):
 def test_a_very_long_upload_name_gets_an_answer_in_the_page(page: Page, studio_url, tmp_path, name, words):
     open_studio(page, studio_url)
     upload(page, name, small_h5ad(tmp_path))
-    expect(page.get_by_text(words).first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(words).first).to_be_visible(timeout=SLOW_WAIT_MS)
 
 
 def test_a_gene_set_file_named_dot_is_explained(page: Page, studio_url):
@@ -66,4 +66,4 @@ def test_a_gene_set_file_named_dot_is_explained(page: Page, studio_url):
     page.locator(".hanami-geneset-upload input[type=file]").set_input_files(
         files=[{"name": ".", "mimeType": "text/plain", "buffer": b"CD3E\n"}]
     )
-    expect(page.locator(".hanami-geneset-upload-problem")).to_contain_text("no extension", timeout=30_000)
+    expect(page.locator(".hanami-geneset-upload-problem")).to_contain_text("no extension", timeout=SLOW_WAIT_MS)
