@@ -144,13 +144,14 @@ class ExportPanel(pn.viewable.Viewer):
 
     def __panel__(self):
         rows = [
-            pn.Row(button, pn.pane.Markdown(HOLDS[key], styles={"color": "#555"}, sizing_mode="stretch_width"),
+            pn.Row(button, pn.pane.Markdown(HOLDS[key], styles={"color": "#555"}, margin=(0, 10), align="center",
+                                            sizing_mode="stretch_width"),
                    sizing_mode="stretch_width")
             for key, button in self.downloads.items()
         ]
         return pn.Column(
-            "#### Take your cells and results home",
-            pn.pane.Markdown("Each file is made when you click its button; the cells in this page stay as they are."),
+            pn.pane.Markdown("#### Take your cells and results home\n\nEach file is made when you click its button; "
+                             "the cells in this page stay as they are."),
             self._alert,
             *rows,
             self._png_note,
