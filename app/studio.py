@@ -26,6 +26,9 @@ LOGO = ASSETS / "logo.svg"
 CSS = ASSETS / "hanami.css"
 
 
+MODEL_TAB, TRAIN_TAB = 1, 2  # positions of the tabs in the page
+
+
 class Studio(pn.viewable.Viewer):
     """Hanami for one user. Without an AnnData it opens where the user left off (their latest
     run, with its cells and model), or else on the built-in demo.
@@ -62,7 +65,13 @@ class Studio(pn.viewable.Viewer):
             dynamic=True,  # a tab is rendered when it is first opened: the page shows its first content fast
             sizing_mode="stretch_width",
         )
+        self._tabs.param.watch(self._on_tab, "active")
 
+    def _on_tab(self, event) -> None:
+        """The model builder is made when a tab that shows it (Model, or Train with its shared
+        training options) is first opened, not with the page."""
+        if event.new in (MODEL_TAB, TRAIN_TAB):
+            self.builder.show()
     def _publish_results(self, event) -> None:
         """When a run ends with a model worth keeping, its worker has written the latents into the
         cells it trained on: the areas showing those cells learn that obsm changed.

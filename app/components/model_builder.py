@@ -41,21 +41,32 @@ class ModelBuilder(pn.viewable.Viewer):
         self._chooser_help = help_line("", "hanami-model-family-help")
         self._chooser.param.watch(self._on_family, "value")
         self._body = pn.Column(sizing_mode="stretch_width", margin=0)
-        self._on_family()
+        self._shown: str | None = None  # the family whose builder the tab shows; none until needed
 
     @property
     def builder(self) -> FamilyBuilder:
-        """The chosen family's builder (made on first choice, then kept with its settings)."""
+        """The chosen family's builder (made on first need, then kept with its settings)."""
+        return self.show()
+
+    def show(self) -> FamilyBuilder:
+        """Put the chosen family's builder in the tab, making it on first need; returns it.
+
+        Made when first needed (the Model or Train tab opened, a model built) rather than with the
+        page: on the demo it is hundreds of widgets, about half of what opening a page costs.
+        """
         family = self._chooser.value
         if family not in self._builders:
             self._builders[family] = BUILDERS[family](self.state, self.training)
-        return self._builders[family]
+        builder = self._builders[family]
+        if self._shown != family:
+            self._shown = self.family = family
+            self._chooser_help.object = f"<small>{html_text(builder.title_help or CHOOSER_HELP)}</small>"
+            self._body.objects = [builder]
+            builder.refresh()  # the shared training options follow the family shown
+        return builder
 
     def _on_family(self, *_) -> None:
-        self.family = self._chooser.value
-        self._chooser_help.object = f"<small>{html_text(self.builder.title_help or CHOOSER_HELP)}</small>"
-        self._body.objects = [self.builder]
-        self.builder.refresh()  # the shared training options follow the family shown
+        self.show()
 
     def training_options(self) -> dict:
         """The chosen family's trainer keyword arguments."""
