@@ -107,7 +107,7 @@ def test_nan_guard_names_the_term_and_restores_the_last_good_weights():
     assert run.state == "failed"
     error = run.events.last()
     assert error.kind == "error"
-    assert "'value'" in error.data["message"] and "step 7" in error.data["message"]
+    assert "loss term value became nan" in error.data["message"] and "step 7" in error.data["message"]
     assert error.data["term"] == "value" and error.data["bad_step"] == 7
     # Read-backs after steps 0-4 (clean) and 5-9 (step 7 is NaN): back to the state after step 4.
     assert error.data["restored_step"] == 5
