@@ -105,7 +105,9 @@ VIEWS_IDLE = """() => {
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update"]
 WAIT_S = float(os.environ.get("HANAMI_BENCH_WAIT_S", 300))  # upper bound of any wait: only a hang reaches it
-ACTIONS = ("load", "switch", "gene", "umap", "box", "label", "compare", "export", "stop")
+# export last: at 1,000,000 cells the old page sends the whole .h5ad through the websocket, which can
+# take Playwright's driver down with it (a failure recorded as such; the other figures are kept).
+ACTIONS = ("load", "switch", "gene", "umap", "box", "label", "compare", "stop", "export")
 UMAP_MAX_CELLS = 700
 EMBEDDINGS = ("X_pca", "X_umap")
 GENES = {700: ["CD79A", "NKG7", "GNLY", "LYZ", "HLA-DRA"]}  # the demo's; generated: gene1, gene12, ...
@@ -390,9 +392,9 @@ def run_action(action, measure, repeats) -> dict:
     }
 
 
-def run_size(playwright, cells: int, actions, repeats: int, click_repeats: int) -> list[dict]:
+def run_size(playwright, cells: int, actions, repeats: int, click_repeats: int, rows: list[dict]) -> None:
+    """Measure every action at this size, appending each row to `rows` as soon as it is measured."""
     cfg = dataset(cells)
-    rows = []
     print(f"== {cells:,} cells: serving {cfg['target']}", flush=True)
     served_at = time.perf_counter()
     with panel_served(cfg["target"], cfg["path"], env=cfg["env"]) as url:
@@ -423,8 +425,10 @@ def run_size(playwright, cells: int, actions, repeats: int, click_repeats: int) 
                 rows.append(row)
         finally:
             close_page(page)
-            browser.close()
-    return rows
+            try:
+                browser.close()
+            except Exception:  # the driver is gone already
+                pass
 
 
 def table(rows: list[dict]) -> str:
@@ -459,12 +463,24 @@ def main() -> None:
     args = parser.parse_args()
     sizes = args.cells or [700, 1_000_000]
     actions = [a for a in ACTIONS if not args.only or a in args.only]
+    # Playwright's driver sees every websocket frame; a page sending a file of hundreds of MB needs room
+    os.environ.setdefault("NODE_OPTIONS", "--max-old-space-size=8192")
     began = time.perf_counter()
     rows = []
-    with sync_playwright() as playwright:
-        for cells in sizes:
-            few = args.big_repeats if (args.big_repeats is not None and cells > 100_000) else args.repeats
-            rows += run_size(playwright, cells, actions, args.repeats, few)
+    for cells in sizes:
+        few = args.big_repeats if (args.big_repeats is not None and cells > 100_000) else args.repeats
+        size_rows = []
+        try:
+            with sync_playwright() as playwright:
+                run_size(playwright, cells, actions, args.repeats, few, size_rows)
+        except Exception as err:  # the driver or the browser died: keep what was measured
+            print(f"  {cells:,} cells: the browser session ended: {type(err).__name__}: {err}"[:400], flush=True)
+            done = {r["action"] for r in size_rows}
+            size_rows += [{"action": a, "cells": cells, "n": 0, "median_s": None, "max_s": None,
+                           "load_1min_mean": round(os.getloadavg()[0], 2),
+                           "failed": f"not measured: the browser session ended ({type(err).__name__})"}
+                          for a in actions if a not in done and not (a == "umap" and cells > UMAP_MAX_CELLS)]
+        rows += size_rows
     print()
     print(table(rows))
     print()
