@@ -27,6 +27,12 @@ class Settings:
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * BYTES_PER_MB)
 
+    @property
+    def export_folder(self) -> Path:
+        """Where large exports are written on this computer: `exports` in the data folder, else
+        `hanami-exports` where the studio was started. File names there are the studio's own."""
+        return self.data_root / "exports" if self.data_root is not None else Path.cwd() / "hanami-exports"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from `environ` (the process environment by default); bad values fail loudly at start."""

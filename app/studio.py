@@ -49,12 +49,13 @@ class Studio(pn.viewable.Viewer):
             if adata is None:
                 adata, title = load_demo(), title or DEMO_TITLE
             self.state = StudioState(owner=owner, adata=adata, dataset=title or "AnnData in memory")
-        self.data = DataLoader(self.state, settings or Settings.from_env())
+        settings = settings or Settings.from_env()
+        self.data = DataLoader(self.state, settings)
         self.builder = ModelBuilder(self.state)
         self.monitor = TrainingMonitor(self.state, training_options=self.builder.training_options,
                                        options_view=self.builder.training)
         self.explorer = EmbeddingExplorer(self.state)
-        self.export = ExportPanel(self.state, png_source=self.explorer.png_bytes)
+        self.export = ExportPanel(self.state, png_source=self.explorer.png_bytes, folder=settings.export_folder)
         self.monitor.param.watch(self._publish_results, "run_state")
         self._tabs = pn.Tabs(
             ("1 · Data", self.data),

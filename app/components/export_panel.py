@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,9 @@ from engine.data.errors import InputError
 
 EMBEDDING_PREFIX = "X_"
 PNG_UNAVAILABLE = "The PNG needs the embedding explorer: open it first, it draws the view this button saves."
+# A download travels through the page's connection, which takes messages up to 20 MB (Bokeh's
+# default) in base64 (4/3 larger): a file larger than this is written on this computer instead.
+PAGE_LIMIT_MB = 12
 # What each file holds and how to open it, shown under its button.
 HOLDS = {
     "h5ad": "All cells, genes and annotations, with the model's embeddings (obsm) and predictions (obs). "
@@ -43,10 +47,13 @@ class ExportPanel(pn.viewable.Viewer):
 
     message = param.String(default="", doc="The last export failure shown in the page.")
 
-    def __init__(self, state: StudioState, png_source: Callable[[], bytes] | None = None, **params):
+    def __init__(self, state: StudioState, png_source: Callable[[], bytes] | None = None,
+                 folder: Path | None = None, **params):
+        """`folder`: where "Save on this computer" writes files too large for a download (None: no such button)."""
         super().__init__(**params)
         self.state = state
         self.png_source = png_source
+        self.folder = folder
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.downloads = {
             "h5ad": self._button("h5ad", "AnnData (.h5ad)", "cells.h5ad", self.h5ad_bytes),
@@ -55,6 +62,11 @@ class ExportPanel(pn.viewable.Viewer):
             "model": self._button("model", "Model checkpoint (.zip)", "model.zip", self.model_zip_bytes),
             "png": self._button("png", "Embedding view (.png)", "embedding.png", self.png_bytes),
         }
+        self._save = pn.widgets.Button(label="Save .h5ad on this computer", width=260, visible=folder is not None,
+                                       css_classes=["hanami-save-h5ad"],
+                                       description=f"Write the .h5ad into {folder} on the computer running the studio: "
+                                                   "for data too large to download through the page.")
+        self._save.on_click(self._save_clicked)
         self._png_note = pn.pane.Markdown(
             f"*{PNG_UNAVAILABLE}*", visible=png_source is None, styles={"color": "#666"}, margin=(12, 10)
         )
@@ -64,11 +76,24 @@ class ExportPanel(pn.viewable.Viewer):
     # -- the files ---------------------------------------------------------------------------
     def h5ad_bytes(self) -> bytes:
         """The cells as .h5ad; with a model, a copy of them holding its results."""
+        self._check_fits_the_page()
         adata = self._exported()
         with tempfile.TemporaryDirectory(prefix="hanami-export-") as folder:
             path = Path(folder) / "cells.h5ad"
             adata.write_h5ad(path)  # h5py wants a file; the bytes are read back for the download
             return path.read_bytes()
+
+    def save_h5ad(self) -> Path:
+        """Write the .h5ad into `folder` under a new name made of the time; returns its path."""
+        if self.folder is None:
+            raise InputError("Saving on this computer is not set up here; use the download instead.")
+        adata = self._exported()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"cells-{time.strftime('%Y%m%d-%H%M%S')}.h5ad"
+        while path.exists():
+            path = path.with_name(f"{path.stem}-1.h5ad")
+        adata.write_h5ad(path)
+        return path
 
     def csv_text(self) -> str:
         """One row per cell: every obsm['X_*'] embedding as key_0, key_1, ... then the categorical labels."""
@@ -105,6 +130,25 @@ class ExportPanel(pn.viewable.Viewer):
         return self.png_source()
 
     # -- helpers -----------------------------------------------------------------------------
+    def _check_fits_the_page(self) -> None:
+        megabytes = _megabytes(self._adata())
+        if megabytes > PAGE_LIMIT_MB:
+            where = "press Save .h5ad on this computer" if self.folder is not None else "write it from Python"
+            raise InputError(f"These cells come to about {megabytes:,.0f} MB, more than a page can receive (up to "
+                             f"{PAGE_LIMIT_MB} MB): {where} instead.")
+
+    async def _save_clicked(self, _event) -> None:
+        self._save.loading = True
+        try:
+            path = await asyncio.to_thread(self.save_h5ad)
+        except Exception as err:
+            reason = str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
+            return self._show(f"Could not save the .h5ad: {reason}")
+        finally:
+            self._save.loading = False
+        self._show(f"Saved {path.name} ({path.stat().st_size / 1e6:,.1f} MB) in {path.parent}. Open it with "
+                   "scanpy's read_h5ad, or in R with zellkonverter.", level="success")
+
     def _exported(self):
         """The session's cells, or with a model a copy of them holding its results (`model.write`)."""
         adata = self._adata()
@@ -137,14 +181,14 @@ class ExportPanel(pn.viewable.Viewer):
                                          css_classes=[f"hanami-download-{key}"])
         return button
 
-    def _show(self, text: str) -> None:
+    def _show(self, text: str, level: str = "danger") -> None:
         """Show `text` as plain text: error messages may quote the user's names."""
         self.message = text
-        self._alert.param.update(object=markdown_text(text), visible=bool(text))
+        self._alert.param.update(object=markdown_text(text), alert_type=level, visible=bool(text))
 
     def __panel__(self):
         rows = [
-            pn.Row(button, pn.pane.Markdown(HOLDS[key], styles={"color": "#555"}, margin=(0, 10), align="center",
+            pn.Row(pn.Column(button, self._save) if key == "h5ad" else button, pn.pane.Markdown(HOLDS[key], styles={"color": "#555"}, margin=(0, 10), align="center",
                                             sizing_mode="stretch_width"),
                    sizing_mode="stretch_width")
             for key, button in self.downloads.items()
@@ -157,3 +201,14 @@ class ExportPanel(pn.viewable.Viewer):
             self._png_note,
             sizing_mode="stretch_width",
         )
+
+
+def _megabytes(adata) -> float:
+    """About how large the .h5ad of `adata` is: its matrices, embeddings and layers, in MB."""
+    def size(matrix) -> int:
+        if sp.issparse(matrix):
+            return matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes
+        return getattr(matrix, "nbytes", 0)
+
+    parts = [adata.X, *adata.obsm.values(), *adata.layers.values()]
+    return (sum(size(part) for part in parts) + adata.obs.memory_usage(deep=False).sum()) / 1e6

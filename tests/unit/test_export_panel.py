@@ -136,3 +136,28 @@ def test_a_failure_quoting_a_name_is_shown_as_text():
         _download(export, "png")
     assert evil in export.message
     assert "<img" not in export._alert.object and "&lt;img src" in export._alert.object
+
+
+def test_cells_too_large_for_the_page_are_saved_on_this_computer(tmp_path, monkeypatch):
+    """A download travels through the page's connection, which refuses large messages: such cells
+    get a clear refusal and a Save button that writes the .h5ad into the export folder instead."""
+    from app.components import export_panel
+
+    state = StudioState()
+    state.load(cells(), "small")
+    export = ExportPanel(state, folder=tmp_path / "exports")
+    monkeypatch.setattr(export_panel, "PAGE_LIMIT_MB", 0.001)
+    with pytest.raises(InputError):
+        _download(export, "h5ad")
+    assert "more than a page can receive" in export.message and "Save .h5ad on this computer" in export.message
+    export._save.clicks += 1
+    saved = list((tmp_path / "exports").glob("cells-*.h5ad"))
+    assert len(saved) == 1 and ad.read_h5ad(saved[0]).shape == (60, 20)
+    assert export._alert.alert_type == "success" and saved[0].name in export.message and not export._save.loading
+
+
+def test_without_a_folder_there_is_no_save_button():
+    export = ExportPanel(StudioState())
+    assert not export._save.visible
+    with pytest.raises(InputError, match="not set up"):
+        export.save_h5ad()
