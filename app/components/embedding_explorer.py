@@ -292,11 +292,13 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
 
     def _show_selections(self) -> None:
         names = "AB" if len(self.selections) == 2 else "A"
-        self._outlines.send([
+        outlines = [
             {"x": outline[0], "y": outline[1], "selection": name}
             for name, (_, outline) in zip(names, self.selections)
             if outline is not None
-        ])
+        ]
+        if outlines or self._outlines.data:  # every send redraws the plot: none when nothing changes
+            self._outlines.send(outlines)
         if self.selections:
             sizes = " · ".join(f"**{n}**: {cells.size:,} cells" for n, (cells, _) in zip(names, self.selections))
             after = "Compare A vs B, or name" if len(self.selections) == 2 else "Draw a second selection (B) to compare, or name"
