@@ -30,6 +30,9 @@ from engine.training import EventLog, Trainer, TrainingRun
 
 FINAL_STATES = {"finished", "stopped", "failed", "early_stopped", "cancelled"}
 RESULT_STATES = {"finished", "stopped", "early_stopped"}
+# Training has ended (`ending` says how) and the worker writes the results into the cells: the page
+# says so at once, instead of waiting seconds on a million cells to show that Stop took effect.
+WRITING = "writing"
 UNWATCHED_VAR = "HANAMI_UNWATCHED_MINUTES"
 DEFAULT_UNWATCHED_MINUTES = 30.0
 REAP_EVERY_S = 10.0
@@ -54,6 +57,7 @@ class RunHandle:
     error: str | None = None
     note: str = ""
     result: TrainingRun | None = None
+    ending: str = ""  # how training ended, while the results are being written
     submitted: float = field(default_factory=time.time)
     events: EventLog = field(init=False)
     device: str = field(init=False)
@@ -234,6 +238,7 @@ class RunRegistry:
             result = handle.trainer.run()
             handle.model.record(result)
             if result.state in RESULT_STATES and handle.adata is not None:
+                handle.ending, handle.state = result.state, WRITING
                 handle.model.write(handle.adata)
             if result.state == "failed":
                 handle.error = (handle.events.last("error").data or {}).get("message", "training failed")

@@ -23,7 +23,7 @@ import param
 from app.components.loss_curves import LossCurves
 from app.components.run_list import STATE_WORDS, RunList
 from app.escape import markdown_text
-from app.runs import REGISTRY, RESULT_STATES, RunHandle
+from app.runs import REGISTRY, RESULT_STATES, WRITING, RunHandle
 from app.state import StudioState
 from app.words import roles_of, term_label
 from engine.training import EventLog
@@ -33,6 +33,7 @@ POLL_MS = 300
 SPEED_STEPS = 200  # speed and time left are measured over this many recent steps
 NOT_LOSSES = frozenset({"cells", "cells_per_s", "lr", "task"})  # step data that is not a loss term
 ACTIVE = frozenset({"queued", "running", "paused"})
+BUSY = ACTIVE | {WRITING}  # no new run of this page's model before the last one's results are written
 EXPLORE_TAB = "4 · Explore"
 MODEL_TAB = "2 · Model"
 
@@ -131,7 +132,7 @@ class TrainingMonitor(pn.viewable.Viewer):
         if self.state.model is None:
             self.message = f"Build a model first (in {MODEL_TAB}, press Build model): there is nothing to train yet."
             return None
-        if self.run is not None and self.run.state in ACTIVE:
+        if self.run is not None and self.run.state in BUSY:
             self.message = f"{self.run.id} is still {self.run.state}: stop it before starting another."
             return None
         model = self.state.model
@@ -280,7 +281,7 @@ class TrainingMonitor(pn.viewable.Viewer):
             self.error = self.run.error
         if self.run is not None and self.run.note and not self.message:
             self.message = self.run.note
-        self._start.disabled = state in ACTIVE
+        self._start.disabled = state in BUSY
         self._pause.disabled = state not in ("running", "paused")
         self._pause.label = "Resume" if state == "paused" else "Pause"
         self._stop.disabled = state not in ACTIVE
@@ -301,6 +302,9 @@ class TrainingMonitor(pn.viewable.Viewer):
         if self.run is None:
             return f"**{label}**"
         text = f"**{self.run.id}** on {markdown_text(self.run.device)}: **{label}**"
+        if state == WRITING:  # training has ended: say how, and that its results are on their way
+            ending = STATE_WORDS.get(self.run.ending, self.run.ending)
+            text = f"**{self.run.id}** on {markdown_text(self.run.device)}: **{ending}**, writing its results into the cells…"
         if state == "queued":
             ahead = REGISTRY.queue_ahead(self.run)
             if ahead:

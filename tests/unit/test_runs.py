@@ -58,6 +58,29 @@ def test_a_finished_run_writes_its_results_then_frees_what_only_training_needed(
     assert run.events.last("finished") is not None and run.total_steps > 0
 
 
+def test_stop_is_shown_at_once_while_the_results_are_written(monkeypatch):
+    """On a million cells writing the results takes seconds: the page says the run stopped, and
+    that its results are being written, as soon as training has ended."""
+    import threading
+
+    from app.components.training_monitor import TrainingMonitor
+
+    registry = RunRegistry()
+    run = _submit(registry, epochs=100_000)
+    _wait(lambda: run.state == "running")
+    writing, release = threading.Event(), threading.Event()
+    write = run.model.write
+    monkeypatch.setattr(run.model, "write", lambda adata: (writing.set(), release.wait(TIMEOUT_S), write(adata)))
+    run.stop()
+    assert writing.wait(TIMEOUT_S) and run.state == "writing" and run.ending == "stopped" and not run.done
+    line = TrainingMonitor.for_run(run)._describe_state(run.state)
+    assert "**stopped**, writing its results into the cells" in line
+    assert not registry.remove(run.id)  # its results are not written yet
+    release.set()
+    _wait(lambda: run.done)
+    assert run.state == "stopped" and "X_guided_main" in run.adata.obsm
+
+
 def test_removing_a_finished_run_frees_its_model():
     registry = RunRegistry()
     run = _submit(registry)
