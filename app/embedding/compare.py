@@ -54,8 +54,9 @@ def compare_groups(adata: AnnData, a: np.ndarray, b: np.ndarray, method: str = "
     """
     if method not in METHODS:
         raise ValueError(f"The test is one of {', '.join(METHODS)}, not {method}.")
-    both = np.intersect1d(a, b)
-    a, b = np.setdiff1d(a, both), np.setdiff1d(b, both)
+    in_a, in_b = np.zeros(adata.n_obs, dtype=bool), np.zeros(adata.n_obs, dtype=bool)
+    in_a[a], in_b[b] = True, True  # masks, not set operations: a million cells in milliseconds
+    a, b = np.flatnonzero(in_a & ~in_b), np.flatnonzero(in_b & ~in_a)
     if a.size < 2 or b.size < 2:
         raise ValueError(f"Each selection needs 2 or more cells of its own; A has {a.size:,}, B has {b.size:,}. "
                          "Select larger or non-overlapping groups.")
