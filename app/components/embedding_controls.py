@@ -33,8 +33,10 @@ class ViewControls:
             description="Draw two dimensions as they are, or lay all of them out in 2-D with UMAP (computed once).",
         )
         self._mode_note = pn.pane.Markdown("", styles={"color": "#666", "font-size": "0.9em"}, margin=(0, 10))
-        self._dim_x = pn.widgets.IntInput(label="x dimension", start=0, value=0, width=125)
-        self._dim_y = pn.widgets.IntInput(label="y dimension", start=0, value=1, width=125)
+        self._dim_x = pn.widgets.IntInput(label="x dimension", start=0, value=0, width=125,
+                                          description="Which dimension of the embedding runs left to right (from 0).")
+        self._dim_y = pn.widgets.IntInput(label="y dimension", start=0, value=1, width=125,
+                                          description="Which dimension of the embedding runs bottom to top (from 0).")
         for widget in (self._key_select, self._mode_select, self._dim_x, self._dim_y):
             widget.param.watch(self._on_view_widgets, "value")
         self._kind_select = pn.widgets.RadioButtonGroup(
@@ -52,7 +54,8 @@ class ViewControls:
         )
         self._latent_key = pn.widgets.Select(label="Embedding", width=160,
                                              description="Colour each cell by one dimension of this embedding.")
-        self._latent_dim = pn.widgets.IntInput(label="dimension", start=0, value=0, width=90)
+        self._latent_dim = pn.widgets.IntInput(label="dimension", start=0, value=0, width=90,
+                                               description="Which dimension of that embedding (from 0).")
         self._latent_row = pn.Row(self._latent_key, self._latent_dim)
         for widget in (self._kind_select, self._obs_select, self._gene_input, self._latent_key, self._latent_dim):
             widget.param.watch(self._on_color_widgets, "value")
