@@ -1,7 +1,6 @@
 """EmbeddingExplorer driven through its public methods on pbmc68k_reduced, without a browser."""
 import asyncio
 import io
-from concurrent.futures import ThreadPoolExecutor
 
 import holoviews as hv
 import numpy as np
@@ -13,6 +12,7 @@ from PIL import Image
 
 from app.components.embedding_explorer import DEFAULT_COLUMN, EmbeddingExplorer
 from app.state import StudioState
+from in_a_thread import in_a_thread
 from test_escape_helpers import shown
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -274,9 +274,7 @@ def test_view_widgets_draw_once_and_compute_a_missing_umap(explorer, monkeypatch
         while explorer.mode != "umap":
             await asyncio.sleep(0.05)
 
-    # a thread of its own: after the browser tests, Playwright's loop is the main thread's running loop
-    with ThreadPoolExecutor(1) as thread:
-        thread.submit(asyncio.run, asyncio.wait_for(as_served(), timeout=120)).result()
+    in_a_thread(lambda: asyncio.run(asyncio.wait_for(as_served(), timeout=120)))
     assert explorer.key == "X_pca" and "X_pca_umap" in explorer.state.adata.obsm
     assert renders == ["X_pca", "X_pca"] and explorer._mode_select.value == "umap"
 

@@ -14,6 +14,7 @@ import engine
 from app.components.export_panel import ExportPanel
 from app.state import StudioState
 from engine.data.errors import InputError
+from in_a_thread import in_a_thread
 
 PNG = b"\x89PNG\r\n\x1a\n fake image"
 
@@ -48,7 +49,7 @@ def _download(export: ExportPanel, key: str):
     """What the button hands the browser: its callback runs the writer in a worker thread."""
     button = export.downloads[key]
     try:
-        return asyncio.run(button.callback())
+        return in_a_thread(lambda: asyncio.run(button.callback()))
     finally:
         assert not button.loading
 
@@ -150,7 +151,7 @@ def test_cells_too_large_for_the_page_are_saved_on_this_computer(tmp_path, monke
     with pytest.raises(InputError):
         _download(export, "h5ad")
     assert "more than a page can receive" in export.message and "Save .h5ad on this computer" in export.message
-    export._save.clicks += 1
+    in_a_thread(lambda: export._save.param.update(clicks=export._save.clicks + 1))
     saved = list((tmp_path / "exports").glob("cells-*.h5ad"))
     assert len(saved) == 1 and ad.read_h5ad(saved[0]).shape == (60, 20)
     assert export._alert.alert_type == "success" and saved[0].name in export.message and not export._save.loading

@@ -11,6 +11,7 @@ from app.builders.guided_heads import OWN
 from app.components.model_builder import ModelBuilder
 from app.state import StudioState
 from engine import GuidedModel, InputError
+from in_a_thread import in_a_thread
 from test_escape_helpers import shown
 
 
@@ -176,7 +177,7 @@ def test_build_model_stores_a_model_whose_heads_match(builder):
 
 def test_the_build_button_builds(builder):
     builder.set_phenotype("bulk_labels")
-    builder._build_button.clicks += 1
+    in_a_thread(lambda: builder._build_button.param.update(clicks=builder._build_button.clicks + 1))
     assert isinstance(builder.state.model, GuidedModel)
     assert "bulk_labels" in shown(builder._status) and shown(builder._status).startswith("Model built")
     assert builder._next.visible and "3 · Train" in shown(builder._next) and "Start" in shown(builder._next)
