@@ -73,6 +73,7 @@ class Studio(pn.viewable.Viewer):
         training options) is first opened, not with the page."""
         if event.new in (MODEL_TAB, TRAIN_TAB):
             self.builder.show()
+
     def _publish_results(self, event) -> None:
         """When a run ends with a model worth keeping, its worker has written the latents into the
         cells it trained on: the areas showing those cells learn that obsm changed.

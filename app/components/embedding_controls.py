@@ -13,6 +13,7 @@ import numpy as np
 import panel as pn
 
 from app.embedding.coords import embedding_keys, is_layout, umap_key, umap_layout
+from app.escape import markdown_text
 
 SIDE_WIDTH = 290
 
@@ -125,7 +126,7 @@ class ViewControls:
         with self._quiet():
             self._key_select.value = self.key
             self._mode_select.param.update(value=self.mode, disabled=is_layout(self.key))
-            self._mode_note.object = self._next_view_step()
+            self._mode_note.object = markdown_text(self._next_view_step())  # the key is the user's name
             self._dim_x.param.update(end=n_dims - 1, value=self.dims[0], visible=self.mode == "dimensions")
             self._dim_y.param.update(end=n_dims - 1, value=self.dims[1], visible=self.mode == "dimensions")
             if coloring.name:
