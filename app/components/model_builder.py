@@ -36,7 +36,7 @@ class ModelBuilder(pn.viewable.Viewer):
         self.training = TrainingOptions(family=lambda: self._builders.get(self.family))
         self._chooser = pn.widgets.Select(label="Kind of model", options={BUILDERS[f].title or f: f for f in families},
                                           value=self.family if self.family in families else families[0],
-                                          css_classes=["hanami-model-family"], width=460,
+                                          css_classes=["hanami-model-family"], width=620,
                                           description=CHOOSER_HELP)
         self._chooser_help = help_line("", "hanami-model-family-help")
         self._chooser.param.watch(self._on_family, "value")
