@@ -142,8 +142,7 @@ class ExportPanel(pn.viewable.Viewer):
         try:
             path = await asyncio.to_thread(self.save_h5ad)
         except Exception as err:
-            reason = str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
-            return self._show(f"Could not save the .h5ad: {reason}")
+            return self._show(f"Could not save the .h5ad: {_reason(err)}")
         finally:
             self._save.loading = False
         self._show(f"Saved {path.name} ({path.stat().st_size / 1e6:,.1f} MB) in {path.parent}. Open it with "
@@ -169,8 +168,7 @@ class ExportPanel(pn.viewable.Viewer):
             try:
                 data = await asyncio.to_thread(make)
             except Exception as err:
-                reason = str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
-                self._show(f"Could not export {filename}: {reason}")
+                self._show(f"Could not export {filename}: {_reason(err)}")
                 raise  # FileDownload has nothing to send; the server log keeps the trace
             finally:
                 button.loading = False
@@ -201,6 +199,11 @@ class ExportPanel(pn.viewable.Viewer):
             self._png_note,
             sizing_mode="stretch_width",
         )
+
+
+def _reason(error: Exception) -> str:
+    """An expected failure in its own words; anything else named by its kind as well."""
+    return str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
 
 
 def _megabytes(adata) -> float:

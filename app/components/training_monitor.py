@@ -301,10 +301,11 @@ class TrainingMonitor(pn.viewable.Viewer):
         label = STATE_WORDS.get(state, state)
         if self.run is None:
             return f"**{label}**"
-        text = f"**{self.run.id}** on {markdown_text(self.run.device)}: **{label}**"
         if state == WRITING:  # training has ended: say how, and that its results are on their way
-            ending = STATE_WORDS.get(self.run.ending, self.run.ending)
-            text = f"**{self.run.id}** on {markdown_text(self.run.device)}: **{ending}**, writing its results into the cells…"
+            label = STATE_WORDS.get(self.run.ending, self.run.ending)
+        text = f"**{self.run.id}** on {markdown_text(self.run.device)}: **{label}**"
+        if state == WRITING:
+            text += ", writing its results into the cells…"
         if state == "queued":
             ahead = REGISTRY.queue_ahead(self.run)
             if ahead:

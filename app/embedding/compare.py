@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import scanpy as sc
 from anndata import AnnData
-from scipy import sparse
+
+from app.data_kind import look_at
 
 METHODS = {"wilcoxon": "Wilcoxon rank-sum", "t-test": "t-test (Welch)"}
 MAX_CELLS_PER_GROUP = 20_000
@@ -80,14 +81,10 @@ def compare_groups(adata: AnnData, a: np.ndarray, b: np.ndarray, method: str = "
 
 def _log_expression(adata: AnnData):
     """(matrix, where it came from): X when it never goes below zero, else raw when that does not;
-    scaled X (source None) as a last resort, ranked but without fold changes."""
-    if not _has_negatives(adata.X):
+    scaled X (source None) as a last resort, ranked but without fold changes. Like the Data tab,
+    only the first rows are looked at (`app.data_kind.look_at`), so a million cells cost no more."""
+    if not look_at(adata.X).negative:
         return adata.X, "X"
-    if adata.raw is not None and not _has_negatives(adata.raw.X):
+    if adata.raw is not None and not look_at(adata.raw.X).negative:
         return adata.raw.X, "raw"
     return adata.X, None
-
-
-def _has_negatives(matrix) -> bool:
-    values = matrix.data if sparse.issparse(matrix) else np.asarray(matrix)
-    return values.size > 0 and float(values.min()) < 0

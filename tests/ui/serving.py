@@ -3,7 +3,7 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -48,38 +48,49 @@ def panel_server(target: str | Path, url_path: str, env: dict[str, str] | None =
         command += ["--address", "localhost", f"--allow-websocket-origin=localhost:{port}"]
     url = f"http://localhost:{port}/{url_path}"
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    with tempfile.NamedTemporaryFile(prefix="panel-serve-", suffix=".log") as log:
-        server = subprocess.Popen(command, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = ServerLog(server)
+    try:
+        _wait_until_served(target, url, server, log)
+        yield url, server
+    finally:
+        server.terminate()
         try:
-            _wait_until_served(target, url, server, log)
-            yield url, server
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
-def _wait_until_served(target, url: str, server: subprocess.Popen, log) -> None:
+class ServerLog:
+    """The server's output, read line by line in a thread of its own (so its pipe never fills);
+    `ready` is set when the server logs READY_LINE, or when its output ends (it exited)."""
+
+    def __init__(self, server: subprocess.Popen):
+        self.lines: list[bytes] = []
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, args=(server.stdout,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append(line)
+            if READY_LINE in line:
+                self.ready.set()
+        self.ready.set()
+
+    def text(self) -> str:
+        return b"".join(self.lines).decode(errors="replace")
+
+
+def _wait_until_served(target, url: str, server: subprocess.Popen, log: ServerLog) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline and server.poll() is None and READY_LINE not in _output(log):
-        time.sleep(0.2)
     state = f"did not log '{READY_LINE.decode()}' in {START_TIMEOUT_S} s"
-    if server.poll() is None and time.monotonic() < deadline:
+    if log.ready.wait(START_TIMEOUT_S) and server.poll() is None:
         try:
-            with urllib.request.urlopen(url, timeout=deadline - time.monotonic()):
+            with urllib.request.urlopen(url, timeout=max(1.0, deadline - time.monotonic())):
                 return
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
             state = f"answered the first request with: {error}"
     if server.poll() is not None:
         state = f"exited with {server.returncode}"
-    output = _output(log).decode(errors="replace")
-    raise RuntimeError(f"`panel serve {target}` {state} at {url}:\n{output}")
-
-
-def _output(log) -> bytes:
-    """The server's output so far, read through a file of its own (the server writes at the shared offset)."""
-    return Path(log.name).read_bytes()
-
+    raise RuntimeError(f"`panel serve {target}` {state} at {url}:\n{log.text()}")
