@@ -6,8 +6,10 @@ from engine.data.errors import InputError
 from engine.data.genesets import match_genes, read_gene_sets
 from engine.data.knowledge import KnowledgeTable, read_knowledge_table
 from engine.data.read import read
-from engine.families import FamilyModel, GuidedModel, family_class, family_names
+from engine.data.table_diagnostics import TableFinding, diagnose_table
+from engine.families import FamilyModel, FlowAnnotator, GuidedModel, family_class, family_names
 from engine.models.extractor import Extractor
+from engine.models.flow import PopulationFlow
 from engine.training import EventLog, Story, Trainer, TrainingRun
 
 __all__ = [
@@ -16,12 +18,16 @@ __all__ = [
     "Extractor",
     "ExtractorController",
     "FamilyModel",
+    "FlowAnnotator",
     "GuidedModel",
     "InputError",
     "KnowledgeTable",
+    "PopulationFlow",
     "Story",
+    "TableFinding",
     "Trainer",
     "TrainingRun",
+    "diagnose_table",
     "family_class",
     "family_names",
     "match_genes",

@@ -222,6 +222,11 @@ class CellBatches:
     def obs_columns(self) -> list[str]:
         return list(self._obs)
 
+    def category_counts(self, column: str) -> list[int]:
+        """Cells per category of a categorical column, in code order (missing cells not counted)."""
+        codes = self._obs[column]
+        return torch.bincount(codes[codes >= 0], minlength=len(self.categories[column])).tolist()
+
     def cell_index(self, cells: np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
         """Indices of the chosen cells on the device: all cells, a boolean mask, or indices."""
         if cells is None:

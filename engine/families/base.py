@@ -74,6 +74,7 @@ class FamilyModel(ABC):
         **settings,
     ):
         self.name = name or self.family
+        self.layer = registry.layer if registry is not None else layer  # what prepare_config may check
         self.config = self.prepare_config(adata, self.resolve_config(config, settings))
         if registry is None:
             spec = self.data_spec(adata)
@@ -183,13 +184,15 @@ class FamilyModel(ABC):
             return self.batches, self.obs_names
         return self.registry.cells(adata, self.batches.device), adata.obs_names.copy()
 
-    def evaluate(self, batches: CellBatches, compute: Callable[[dict], object], batch_size: int = 4096) -> Iterator:
-        """`compute(batch)` over every cell in order, in eval mode without gradients."""
+    def evaluate(self, batches: CellBatches, compute: Callable[[dict], object], batch_size: int = 4096,
+                 cells=None) -> Iterator:
+        """`compute(batch)` over every cell (or `cells`: a mask or indices) in order, in eval mode
+        without gradients."""
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.no_grad():
-                for batch in batches.batches(batch_size, shuffle=False):
+                for batch in batches.batches(batch_size, cells, shuffle=False):
                     yield compute(batch)
         finally:
             self.model.train(was_training)
