@@ -35,8 +35,9 @@ class Controller(ABC):
     ):
         self.model = model
         self.training = training or TrainingConfig()
-        self.optimizer = torch.optim.AdamW(
-            self.param_groups(self.training), lr=self.training.lr, weight_decay=self.training.weight_decay
+        self.optimizer = torch.optim.AdamW(  # foreach: one kernel per step for all tensors, also on the CPU
+            self.param_groups(self.training), lr=self.training.lr, weight_decay=self.training.weight_decay,
+            foreach=True,
         )
         self.schedules: dict[str, WeightSchedule] = dict(schedules or {})
         self.epoch = 0

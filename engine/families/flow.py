@@ -79,7 +79,7 @@ class FlowAnnotator(FamilyModel):
             if value is not None:
                 options[key] = value
         if options.get("registry") is None and options.get("genes") is None:
-            options["genes"] = options.get("markers") or FamilyModel.resolve_config(options.get("config"), {}).markers
+            options["genes"] = options.get("markers") or self.resolve_config(options.get("config"), {}).markers
         super().__init__(adata, **options)
 
     # -- the table ---------------------------------------------------------------------------
