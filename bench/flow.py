@@ -29,7 +29,7 @@ neighbours rather than the tools; --threads 0 keeps torch's default. The 1-minut
 is printed beside each timing.
 
     .venv/bin/python bench/flow.py [--cells 100000 --cells 1000000] [--markers 30]
-        [--populations 12] [--seed 0] [--threads 1] [--scyan-python /work/scyan-venv/bin/python]
+        [--populations 12] [--noise 0.25] [--seed 0] [--threads 1] [--scyan-python /work/scyan-venv/bin/python]
         [--tools ours scyan] [--json-out bench/results/flow.json]
 
 scyan's environment (outside the repository; CPU torch first so scyan does not pull a CUDA one):
@@ -70,9 +70,9 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def make_data(n_cells: int, n_markers: int, n_populations: int, seed: int):
+def make_data(n_cells: int, n_markers: int, n_populations: int, seed: int, noise: float):
     table = random_table(n_populations, n_markers, seed=seed)
-    adata = cells_from_table(table, n_cells, seed=seed)
+    adata = cells_from_table(table, n_cells, noise=noise, seed=seed)
     x = adata.X
     adata.X = ((x - x.mean(axis=0)) / x.std(axis=0)).astype(np.float32)
     return table, adata
@@ -113,8 +113,14 @@ def run_ours(adata, table, args) -> dict:
         "train_seconds": train_seconds, "predict_seconds": predict_seconds, "epochs": int(run.epochs),
         "steps": int(run.steps), "state": run.state, "best_epoch": run.best_epoch,
         "threads": threads, "load_before": load_before, "load_after": load_after,
-        "min_delta": model.config.training.min_delta, "predictions": predicted.reindex(adata.obs_names).to_numpy(),
+        "min_delta": model.config.training.min_delta, "validation": validation_totals(run),
+        "predictions": predicted.reindex(adata.obs_names).to_numpy(),
     }
+
+
+def validation_totals(run) -> list[float]:
+    frame = run.validation()
+    return [round(float(v), 4) for v in frame["total"]] if "total" in frame else []
 
 
 def run_scyan(h5ad: Path, table_csv: Path, folder: Path, args) -> dict:
@@ -136,7 +142,8 @@ def run_scyan(h5ad: Path, table_csv: Path, folder: Path, args) -> dict:
     return result
 
 
-ROW = "{cells:>9}  {tool:<6} {threads:>3} {epochs:>6} {bpe:>5} {train:>9} {spe:>7} {predict:>8} {load:>11}  {acc:>8} {f1:>8} {unknown:>7}"
+ROW = ("{cells:>9}  {tool:<6} {threads:>3} {epochs:>6} {bpe:>5} {train:>9} {spe:>7} {predict:>8} {load:>11}  "
+       "{acc:>8} {f1:>8} {unknown:>7}")
 
 
 def print_row(cells, tool, r) -> None:
@@ -153,8 +160,9 @@ def main() -> None:
     parser.add_argument("--markers", type=int, default=30)
     parser.add_argument("--populations", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--noise", type=float, default=0.25, help="noise of the generated cells (simulate's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides; 0 = torch's default")
-    parser.add_argument("--min-delta", type=float, default=None, help="ours: relative min_delta (default: FlowConfig's)")
+    parser.add_argument("--min-delta", type=float, default=None, help="ours: relative; default FlowConfig's")
     parser.add_argument("--tools", nargs="+", choices=["ours", "scyan"], default=["ours", "scyan"])
     parser.add_argument("--scyan-python", default="/work/scyan-venv/bin/python")
     parser.add_argument("--json-out", type=Path, default=None)
@@ -165,8 +173,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    print(f"flow bench: {args.markers} markers, {args.populations} populations, seed {args.seed}, "
-          f"torch {torch.__version__}, {os.cpu_count()} cpus, {platform.node()}")
+    print(f"flow bench: {args.markers} markers, {args.populations} populations, noise {args.noise:g}, "
+          f"seed {args.seed}, torch {torch.__version__}, {os.cpu_count()} cpus, {platform.node()}")
     print(f"early stopping: ours = relative min_delta {args.min_delta:g} on a held-out 10% validation loss, "
           f"patience {PATIENCE}; "
           f"scyan = absolute min_delta {SCYAN_MIN_DELTA:g} on the training loss, patience {PATIENCE} (its defaults)")
@@ -177,7 +185,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="flow_bench_") as tmp:
         folder = Path(tmp)
         for n_cells in sizes:
-            table, adata = make_data(n_cells, args.markers, args.populations, args.seed)
+            table, adata = make_data(n_cells, args.markers, args.populations, args.seed, args.noise)
             truth = adata.obs["population"].copy()
             h5ad, table_csv = folder / "cells.h5ad", folder / "table.csv"
             if "scyan" in args.tools:
@@ -207,8 +215,9 @@ def main() -> None:
             del adata
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"markers": args.markers, "populations": args.populations, "seed": args.seed, "threads": args.threads,
-                "torch": torch.__version__, "python": sys.version.split()[0]}
+        meta = {"markers": args.markers, "populations": args.populations, "noise": args.noise, "seed": args.seed,
+                "threads": args.threads, "min_delta_ours": args.min_delta, "torch": torch.__version__,
+                "python": sys.version.split()[0]}
         args.json_out.write_text(json.dumps({"settings": meta, "results": results}, indent=1, default=str))
         print(f"wrote {args.json_out}")
 
