@@ -64,6 +64,7 @@ class RunHandle:
     total_steps: int = field(init=False)
     total_epochs: int = field(init=False)
     _cancelled: threading.Event = field(default_factory=threading.Event)
+    _ended: threading.Event = field(default_factory=threading.Event)  # set once `state` is final
 
     def __post_init__(self):
         # Kept on the handle so that a finished run can let its trainer go.
@@ -168,6 +169,21 @@ class RunRegistry:
         going = [run for run in runs if not run.done]
         return (going or runs or [None])[-1]
 
+    def holds_results(self, model: FamilyModel, adata: AnnData) -> bool:
+        """Whether `adata` holds `model`'s results as they are now: the newest run of the model ended
+        with a model worth keeping and its worker wrote them into these very cells (nothing has
+        trained the model since). An export then writes the cells as they are, without encoding
+        every cell again. While that worker is still writing them, waits for it (call this off the
+        event loop)."""
+        with self._lock:
+            runs = [run for run in self._runs.values() if run.model is model]
+        if not runs or runs[-1].adata is not adata:
+            return False
+        newest = runs[-1]
+        if newest.state == WRITING:
+            newest._ended.wait()
+        return newest.state in RESULT_STATES
+
     def remove(self, run_id: str) -> bool:
         """Forget a run that has ended (its model, events and cells go with it unless a page holds them)."""
         with self._lock:
@@ -228,6 +244,7 @@ class RunRegistry:
             with self._lock:
                 self._waiting[device].remove(handle)
             handle.state = final  # last: a page that sees the end finds the results and the device free
+            handle._ended.set()
             del handle  # the idle worker must not keep the last run alive
 
     @staticmethod

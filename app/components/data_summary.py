@@ -1,7 +1,9 @@
 """The data area's first view: what was loaded, what each cell annotation (obs column) holds, and per-cell QC.
 
 It draws only what ``engine.data.summary`` computed (counts, 50-bin histograms), so the browser
-receives a few kilobytes whatever the number of cells.
+receives a few kilobytes whatever the number of cells. In a served page the headline and the
+annotation table come with the page; the pass over every cell and the three plots follow once the
+page shows them (on a million cells they made the first content wait more than a second).
 """
 from dataclasses import replace
 
@@ -12,6 +14,7 @@ import pandas as pd
 import panel as pn
 import param
 from anndata import AnnData
+from scipy import sparse
 
 from app.data_kind import look_at
 from app.escape import html_text, markdown_text
@@ -75,7 +78,8 @@ class DataSummary(pn.viewable.Viewer):
         self._qc_note = pn.pane.HTML("", visible=False, styles={"color": "#555"}, css_classes=["hanami-qc-note"],
                                      sizing_mode="stretch_width", margin=(0, 10))
         self.param.watch(lambda _: self._show_headline(), "title")
-        self._summarize()
+        self._show_annotations(() if self.adata is None else annotation_columns(self.adata.obs))
+        pn.state.onload(self._summarize)  # in a served page once it shows; elsewhere at once
 
     @param.depends("adata", watch=True)
     def _summarize(self):
@@ -84,7 +88,7 @@ class DataSummary(pn.viewable.Viewer):
         s = self.summary
         warning = s.non_finite if s is not None else None
         self._non_finite.param.update(object=markdown_text(warning or ""), visible=bool(warning))
-        self._show_annotations()
+        self._show_annotations(() if s is None else s.columns)
         note = "" if s is None else totals_note(look_at(self.adata.X))
         totals = TOTALS_OTHER if note else TOTALS_COUNTS
         self._qc_totals.object = None if s is None else _histogram(s.cell_totals, totals)
@@ -99,23 +103,18 @@ class DataSummary(pn.viewable.Viewer):
             return self._summarize()
         with param.edit_constant(self):
             self.summary = replace(self.summary, columns=annotation_columns(self.adata.obs))
-        self._show_annotations()
+        self._show_annotations(self.summary.columns)
 
-    def _show_annotations(self) -> None:
-        s = self.summary
+    def _show_annotations(self, columns) -> None:
+        """The headline, the table of these obs column summaries and the count chooser."""
         self._show_headline()
-        self._table.value = pd.DataFrame(
-            {
-                TABLE_COLUMNS["column"]: [c.name for c in s.columns],
-                TABLE_COLUMNS["kind"]: [KIND_WORDS.get(c.kind, c.kind) for c in s.columns],
-                TABLE_COLUMNS["categories"]: ["" if c.n_categories is None else f"{c.n_categories:,}"
-                                              for c in s.columns],
-                TABLE_COLUMNS["missing"]: [c.n_missing for c in s.columns],
-            }
-            if s is not None
-            else {name: [] for name in TABLE_COLUMNS.values()}
-        )
-        self._counted = {c.name: c for c in s.columns if c.kind in ("categorical", "boolean")} if s else {}
+        self._table.value = pd.DataFrame({
+            TABLE_COLUMNS["column"]: [c.name for c in columns],
+            TABLE_COLUMNS["kind"]: [KIND_WORDS.get(c.kind, c.kind) for c in columns],
+            TABLE_COLUMNS["categories"]: ["" if c.n_categories is None else f"{c.n_categories:,}" for c in columns],
+            TABLE_COLUMNS["missing"]: [c.n_missing for c in columns],
+        })
+        self._counted = {c.name: c for c in columns if c.kind in ("categorical", "boolean")}
         kept = self._count_choice.value in self._counted
         self._count_choice.param.update(
             options=list(self._counted),
@@ -125,20 +124,23 @@ class DataSummary(pn.viewable.Viewer):
         self._show_counts()
 
     def _show_headline(self) -> None:
-        s = self.summary
-        if s is None:
+        """From the cells' shape alone, so that it shows before the pass over every cell."""
+        adata = self.adata
+        if adata is None or adata.X is None:  # without X, summarize says what is missing
             self._headline.object = "No cells loaded."
             return
-        storage = f"{'sparse' if s.sparse else 'dense'} {s.dtype}"
+        storage = f"{'sparse' if sparse.issparse(adata.X) else 'dense'} {adata.X.dtype}"
         self._headline.object = (
-            f"## {markdown_text(self.title)}\n\n**{s.n_cells:,} cells × {s.n_genes:,} genes** · "
-            f"values stored as {storage} · {len(s.columns)} cell annotation columns"
+            f"## {markdown_text(self.title)}\n\n**{adata.n_obs:,} cells × {adata.n_vars:,} genes** · "
+            f"values stored as {storage} · {len(adata.obs.columns)} cell annotation columns"
         )
 
     def _show_counts(self) -> None:
         column = self._counted.get(self._count_choice.value)
         if column is None:
             self._count_plot.object, self._count_note.object = None, "No cell annotation has categories to count."
+            return
+        if self.summary is None:  # the page is still loading: the bars come with the per-cell plots
             return
         self._count_plot.object, self._count_note.object = _bars(column)
 

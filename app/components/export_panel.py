@@ -2,9 +2,11 @@
 
 Each file is made on demand (FileDownload callbacks), in a worker thread while the button shows it
 is busy, so nothing is serialised while the user is still working and the page (and other users')
-keeps answering; a failure is reported in the page and changes nothing in the session. The model's
-results go into a copy of the cells through the model's own `write` (the one writer), so an export
-never changes the session's data as a side effect.
+keeps answering; a failure is reported in the page and changes nothing in the session. When a run
+ends, the registry writes the model's results into the session's cells, and an export writes them as
+they are (waiting, if they are still being written); otherwise (a model not trained yet, or training
+now) the results go into a copy of the cells through the model's own `write` (the one writer), so an
+export never changes the session's data as a side effect.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import param
 import scipy.sparse as sp
 
 from app.escape import markdown_text
+from app.runs import REGISTRY, RunRegistry
 from app.state import StudioState
 from engine.data.errors import InputError
 
@@ -48,10 +51,12 @@ class ExportPanel(pn.viewable.Viewer):
     message = param.String(default="", doc="The last export failure shown in the page.")
 
     def __init__(self, state: StudioState, png_source: Callable[[], bytes] | None = None,
-                 folder: Path | None = None, **params):
-        """`folder`: where "Save on this computer" writes files too large for a download (None: no such button)."""
+                 folder: Path | None = None, registry: RunRegistry = REGISTRY, **params):
+        """`folder`: where "Save on this computer" writes files too large for a download (None: no such button);
+        `registry`: the runs that may have written the model's results into the session's cells."""
         super().__init__(**params)
         self.state = state
+        self.registry = registry
         self.png_source = png_source
         self.folder = folder
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
@@ -149,9 +154,11 @@ class ExportPanel(pn.viewable.Viewer):
                    "scanpy's read_h5ad, or in R with zellkonverter.", level="success")
 
     def _exported(self):
-        """The session's cells, or with a model a copy of them holding its results (`model.write`)."""
+        """The session's cells, holding the model's results: as they are when the run that trained the
+        model wrote them there (on a million cells, encoding every cell again took seconds), else a
+        copy of them with the results written (`model.write`)."""
         adata = self._adata()
-        if self.state.model is None:
+        if self.state.model is None or self.registry.holds_results(self.state.model, adata):
             return adata
         exported = adata.copy()
         self.state.model.write(exported)

@@ -2,6 +2,7 @@
 import asyncio
 import io
 import json
+import time
 import zipfile
 
 import anndata as ad
@@ -12,11 +13,13 @@ import pytest
 
 import engine
 from app.components.export_panel import ExportPanel
+from app.runs import RunRegistry
 from app.state import StudioState
 from engine.data.errors import InputError
 from in_a_thread import in_a_thread
 
 PNG = b"\x89PNG\r\n\x1a\n fake image"
+HANG_S = 120  # only a hang reaches it
 
 
 def cells(n=60, genes=20, seed=0) -> ad.AnnData:
@@ -75,6 +78,28 @@ def test_an_h5ad_export_leaves_the_session_cells_unchanged():
     assert after == before and "X_guided_main" not in state.adata.obsm
     np.testing.assert_allclose(back.obsm["X_guided_main"], state.model.latent("main"), atol=1e-6)
     assert "guided" in back.uns and "X_guided_main_0" in csv.splitlines()[0]
+
+
+def test_results_a_run_wrote_into_the_cells_are_exported_as_they_are(monkeypatch):
+    """On a million cells `model.write` took seconds: once the run that trained the model has written
+    its results into the session's cells, an export writes those cells without encoding them again."""
+    state = StudioState()
+    state.load(cells(), "small")
+    state.model = engine.GuidedModel(state.adata, phenotypes={"cell_type": {}}, device="cpu",
+                                     pre_encoder_dims=[16], encoder_dims=[8], decoder_dims=[16], main_latent_dim=3)
+    registry = RunRegistry()
+    run = registry.submit(state.owner, "guided", state.model,
+                          state.model.trainer(max_epochs=1, batch_size=32, progress=False), adata=state.adata)
+    deadline = time.monotonic() + HANG_S
+    while not run.done:
+        assert time.monotonic() < deadline, "the run did not end"
+        time.sleep(0.02)
+    assert run.state == "finished"
+    monkeypatch.setattr(state.model, "write", lambda adata: pytest.fail("the results were encoded again"))
+    export = ExportPanel(state, registry=registry)
+    back = ad.read_h5ad(io.BytesIO(export.h5ad_bytes()))
+    np.testing.assert_array_equal(back.obsm["X_guided_main"], state.adata.obsm["X_guided_main"])
+    assert "guided" in back.uns and "X_guided_main_0" in export.csv_text().splitlines()[0]
 
 
 def test_csv_has_flattened_embeddings_and_categorical_labels():

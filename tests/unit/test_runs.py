@@ -76,9 +76,33 @@ def test_stop_is_shown_at_once_while_the_results_are_written(monkeypatch):
     line = TrainingMonitor.for_run(run)._describe_state(run.state)
     assert "**stopped**, writing its results into the cells" in line
     assert not registry.remove(run.id)  # its results are not written yet
+    answers = []  # an export asking meanwhile waits for the results instead of encoding every cell again
+    asking = threading.Thread(target=lambda: answers.append(registry.holds_results(run.model, run.adata)))
+    asking.start()
     release.set()
     _wait(lambda: run.done)
+    asking.join(TIMEOUT_S)
+    assert answers == [True]
     assert run.state == "stopped" and "X_guided_main" in run.adata.obsm
+
+
+def test_the_cells_hold_the_results_of_a_model_once_its_newest_run_has_written_them():
+    """What lets an export write the session's cells as they are instead of encoding every cell again."""
+    registry = RunRegistry()
+    run = _submit(registry)
+    assert not registry.holds_results(run.model, run.adata)  # queued or training: nothing written yet
+    _wait(lambda: run.done)
+    assert registry.holds_results(run.model, run.adata)
+    assert not registry.holds_results(run.model, _adata()) and not registry.holds_results(_model(run.adata), run.adata)
+    again = registry.submit("ann", "again", run.model, run.model.trainer(max_epochs=100_000, batch_size=32, progress=False),
+                            adata=run.adata)
+    try:
+        _wait(lambda: again.state == "running")
+        assert not registry.holds_results(run.model, run.adata)  # training changes the weights again
+    finally:
+        again.stop()
+        _wait(lambda: again.done)
+    assert again.state == "stopped" and registry.holds_results(run.model, run.adata)
 
 
 def test_removing_a_finished_run_frees_its_model():

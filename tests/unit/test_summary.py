@@ -126,3 +126,24 @@ def test_the_per_cell_sum_is_explained_when_the_values_are_not_counts():
     view.adata = ad.AnnData(np.array([[0, 3], [1, 2]], dtype=np.float32))
     assert not view._qc_note.visible and view._qc_totals.object.kdims[0].name == TOTALS_COUNTS
     assert list(view._table.value.columns)[0] == "annotation"
+
+
+def test_a_page_still_loading_shows_the_headline_and_table_and_draws_the_plots_once_shown(monkeypatch):
+    """On a million cells the pass over every cell and the three plots made the first content wait:
+    in a served page they follow once the page shows the headline and the annotation table."""
+    import panel as pn
+
+    from app.components.data_summary import DataSummary
+
+    waiting = []
+    monkeypatch.setattr(pn.state, "onload", waiting.append)  # a served page that has not shown yet
+    adata = sc.datasets.pbmc68k_reduced()
+    view = DataSummary(adata=adata, title="demo")
+    assert "**700 cells × 765 genes** · values stored as dense float32 · 8 cell annotation columns" in view._headline.object
+    assert view._table.value.iloc[:, 0].tolist() == list(adata.obs.columns)
+    assert view._count_choice.value == "bulk_labels" and view.summary is None
+    assert view._count_plot.object is None and view._qc_totals.object is None and view._qc_features.object is None
+    (shown,) = waiting
+    shown()
+    assert view.summary.n_cells == 700 and view._count_plot.object.data["cells"].sum() == 700
+    assert view._qc_totals.object.data["cells"].sum() == 700 and view._qc_features.object is not None
