@@ -168,7 +168,7 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
     sizes = args.cells or [100_000, 1_000_000]
-    if args.min_delta is None:  # a `training` dict replaces the family's TrainingConfig whole: restate its min_delta
+    if args.min_delta is None:  # the family's default, stated so the header can print it
         args.min_delta = FlowConfig.model_fields["training"].default_factory().min_delta
     if args.threads:
         torch.set_num_threads(args.threads)
