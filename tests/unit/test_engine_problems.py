@@ -6,6 +6,7 @@ import yaml
 from engine.config import ExtractorConfig, Problem, TrainingConfig, load_family_config, problems
 from engine.config.choices import LOSSES, LOSSES_FOR, REGULARIZERS, ROLES
 from engine.config.files import validate_config
+from engine.config.flow import FlowConfig
 from engine.data.errors import InputError
 
 
@@ -43,9 +44,12 @@ def test_choice_lists_come_from_the_configuration_types():
 def test_a_config_file_reads_as_its_family(tmp_path):
     (tmp_path / "plain.yaml").write_text(yaml.safe_dump({"main_latent_dim": 4}))
     assert isinstance(load_family_config(tmp_path / "plain.yaml"), ExtractorConfig)  # no family: guided
-    (tmp_path / "flow.yaml").write_text(yaml.safe_dump({"family": "flow"}))
-    with pytest.raises(InputError, match=r"flow\.yaml: unknown model family flow; known: .*guided"):
-        load_family_config(tmp_path / "flow.yaml")
+    table = {"populations": ["T", "B"], "markers": ["CD3"], "values": [[1.0], [-1.0]]}
+    (tmp_path / "flow.yaml").write_text(yaml.safe_dump({"family": "flow", **table}))
+    assert isinstance(load_family_config(tmp_path / "flow.yaml"), FlowConfig)
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump({"family": "nosuch"}))
+    with pytest.raises(InputError, match=r"other\.yaml: unknown model family nosuch; known: .*flow.*guided"):
+        load_family_config(tmp_path / "other.yaml")
 
 
 def test_one_default_per_training_setting():
