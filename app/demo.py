@@ -2,6 +2,8 @@
 import scanpy as sc
 from anndata import AnnData
 
+from engine.data.simulate import cells_from_table, random_table
+
 DEMO_TITLE = "pbmc68k_reduced (built-in demo)"
 DEMO_NOTE = (
     "The demo: 700 blood immune cells (PBMC) measured with 10x Genomics, a reduced version of the 68k PBMC "
@@ -18,3 +20,28 @@ DEMO_NEXT = (
 def load_demo() -> AnnData:
     """700 PBMCs x 765 genes that ship inside scanpy: no download, loads in well under a second."""
     return sc.datasets.pbmc68k_reduced()
+
+
+# Generated cytometry cells and the table they were drawn from: the Populations workflow's example
+# (tests and first tries), offered by the table editor only when the loaded cells carry its markers.
+CYTOMETRY_TITLE = "generated cytometry cells (drawn from the example table)"
+EXAMPLE_TABLE = {"n_populations": 6, "n_markers": 10, "seed": 0}
+CYTOMETRY_NOTE = (
+    "2,000 cells with ten markers (M1 to M10) in two batches, generated from an example table of six "
+    "populations (the true population is kept in the annotation 'population'): to try the Populations kind "
+    "of model."
+)
+CYTOMETRY_NEXT = (
+    "Next: open 2 · Model, choose \"Populations from a table of markers\", press Load example table, then "
+    "Build model."
+)
+
+
+def example_table():
+    """Six populations (Pop1 to Pop6) over ten markers (M1 to M10), 1 / -1 with a few blanks."""
+    return random_table(EXAMPLE_TABLE["n_populations"], EXAMPLE_TABLE["n_markers"], seed=EXAMPLE_TABLE["seed"])
+
+
+def cytometry_demo(n_cells: int = 2000) -> AnnData:
+    """Cells drawn from `example_table()` in two batches; obs 'population' holds the truth."""
+    return cells_from_table(example_table(), n_cells, n_batches=2, seed=EXAMPLE_TABLE["seed"])

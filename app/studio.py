@@ -13,6 +13,7 @@ from app.components.data_loader import DataLoader
 from app.components.embedding_explorer import EmbeddingExplorer
 from app.components.export_panel import ExportPanel
 from app.components.model_builder import ModelBuilder
+from app.components.populations_view import PopulationsView
 from app.components.training_monitor import TrainingMonitor
 from app.demo import DEMO_TITLE, load_demo
 from app.offline_design import FONT, OfflineFast
@@ -55,6 +56,7 @@ class Studio(pn.viewable.Viewer):
         self.monitor = TrainingMonitor(self.state, training_options=self.builder.training_options,
                                        options_view=self.builder.training)
         self.explorer = EmbeddingExplorer(self.state)
+        self.populations = PopulationsView(self.state)
         self.export = ExportPanel(self.state, png_source=self.explorer.png_bytes, folder=settings.export_folder)
         self.monitor.param.watch(self._publish_results, "run_state")
         self._tabs = pn.Tabs(
@@ -62,6 +64,7 @@ class Studio(pn.viewable.Viewer):
             ("2 · Model", self.builder),
             ("3 · Train", self.monitor),
             ("4 · Explore", self.explorer),
+            ("4 · Populations", self.populations),
             ("5 · Export", self.export),
             dynamic=True,  # a tab is rendered when it is first opened: the page shows its first content fast
             sizing_mode="stretch_width",

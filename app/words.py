@@ -21,6 +21,12 @@ SHAPE_WORDS = {
     "l2": "size of its values (L2)",
     "kl": "distance from a bell-shaped spread (KL)",
 }
+# The population model's terms (family "flow"): how far cells lie from the table's populations,
+# and what the flow's stretching of marker space costs (the log-determinant).
+FLOW_TERMS = {
+    "prior_fit": "misfit of the cells to the table's populations",
+    "volume": "stretching of marker space by the model (log-determinant)",
+}
 # What a head's loss measures.
 HEAD_LOSSES = {"nll", "bce", "mse", "l1", "cosine", "nb"}
 ROLE_TERMS = {
@@ -40,6 +46,8 @@ def term_label(term: str, roles: Mapping[str, str] | None = None) -> str:
     """
     if term == TOTAL:
         return "total error (all terms, weighted)"
+    if term in FLOW_TERMS:
+        return FLOW_TERMS[term]
     if term.startswith(RAW):
         return f"{term_label(term.removeprefix(RAW), roles)} (before weighting)"
     parts = term.split("/")

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from app.builders.base import FamilyBuilder, Problem
+from app.builders.flow import FlowBuilder
 from app.builders.guided import GuidedBuilder
 
-BUILDERS: dict[str, type[FamilyBuilder]] = {GuidedBuilder.family: GuidedBuilder}
+BUILDERS: dict[str, type[FamilyBuilder]] = {GuidedBuilder.family: GuidedBuilder, FlowBuilder.family: FlowBuilder}
 
 
 def builder_class(family: str) -> type[FamilyBuilder]:
@@ -15,4 +16,4 @@ def builder_class(family: str) -> type[FamilyBuilder]:
         raise KeyError(f"the studio has no builder for the {family!r} family; it has {sorted(BUILDERS)}") from None
 
 
-__all__ = ["BUILDERS", "FamilyBuilder", "GuidedBuilder", "Problem", "builder_class"]
+__all__ = ["BUILDERS", "FamilyBuilder", "FlowBuilder", "GuidedBuilder", "Problem", "builder_class"]

@@ -20,7 +20,9 @@ import engine
 from app.components.data_summary import DataSummary
 from app.components.server_picker import ServerPicker
 from app.data_kind import rna_counts_where
-from app.demo import DEMO_NEXT, DEMO_NOTE, DEMO_TITLE, load_demo
+from app.demo import (
+    CYTOMETRY_NEXT, CYTOMETRY_NOTE, CYTOMETRY_TITLE, DEMO_NEXT, DEMO_NOTE, DEMO_TITLE, cytometry_demo, load_demo,
+)
 from app.escape import html_text, markdown_text
 from app.settings import BYTES_PER_MB, DATA_ROOT_VAR, MAX_UPLOAD_VAR, Settings
 from app.state import StudioState
@@ -79,6 +81,9 @@ class DataLoader(pn.viewable.Viewer):
         self._load_picked.on_click(lambda _: self._on_pick())
         self._demo = pn.widgets.Button(label="Load built-in demo", description=DEMO_NOTE)
         self._demo.on_click(lambda _: self.load_demo())
+        self._cytometry = pn.widgets.Button(label="Load generated cytometry cells", description=CYTOMETRY_NOTE,
+                                            css_classes=["hanami-cytometry-demo"])
+        self._cytometry.on_click(lambda _: self.load_cytometry_demo())
         self._kind = pn.widgets.RadioButtonGroup(options=PREPROCESSING, value="none", color="light",
                                                  description=PREPROCESSING_HELP, css_classes=["hanami-preprocess-kind"])
         kind = self._kind.param.value.rx()
@@ -144,6 +149,10 @@ class DataLoader(pn.viewable.Viewer):
 
     def load_demo(self) -> bool:
         return self._read_into_state(load_demo, DEMO_TITLE, next_step=DEMO_NEXT)
+
+    def load_cytometry_demo(self) -> bool:
+        """Cells generated from the example knowledge table, to try the Populations kind of model."""
+        return self._read_into_state(cytometry_demo, CYTOMETRY_TITLE, next_step=CYTOMETRY_NEXT)
 
     def preprocess(self, kind: str, **options) -> bool:
         """Preprocess a copy of the cells (``rna`` or ``cytometry``, options passed on); ``none`` keeps them."""
@@ -277,6 +286,9 @@ class DataLoader(pn.viewable.Viewer):
             self._demo,
             pn.pane.HTML(f"<small>{html_text(DEMO_NOTE)}</small>", styles={"color": "#666"},
                          css_classes=["hanami-demo-note"], sizing_mode="stretch_width"),
+            self._cytometry,
+            pn.pane.HTML(f"<small>{html_text(CYTOMETRY_NOTE)}</small>", styles={"color": "#666"},
+                         css_classes=["hanami-cytometry-note"], sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
         if self._picker is None:

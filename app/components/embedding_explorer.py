@@ -43,6 +43,7 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
     """One embedding of the session's cells, with a legend, selections A and B, labels and markers."""
 
     state = param.ClassSelector(class_=StudioState, doc="The session's cells; watched for new data and obs columns.")
+    selected = param.Integer(default=0, doc="Bumped when cells are selected; the latest selection is selections[-1].")
 
     def __init__(self, state: StudioState, **params):
         super().__init__(state=state, **params)
@@ -61,6 +62,7 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
         self._lasso: hv.streams.Lasso | None = None
         self._signature = None
         self._syncing = False
+        self.dim_names: dict[str, list[str]] = {}  # embedding key -> what its dimensions are called (markers)
 
         self.alert = pn.pane.Alert(visible=False, alert_type="danger", sizing_mode="stretch_width")
         self.legend = CategoryLegend()
@@ -237,6 +239,9 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
         what = {"obs": "", "gene": "gene ", "latent": "dimension "}[self.coloring.kind] + self.coloring.name
         if self.mode == "umap":
             where = f"UMAP of {self.key}"
+        elif self.key in self.dim_names:
+            names = self.dim_names[self.key]
+            where = f"{self.key}: {names[self.dims[0]]} and {names[self.dims[1]]}"
         else:
             where = f"{self.key} dimensions {self.dims[0]} and {self.dims[1]}"
         self._status.object = (f"**{len(self.frame):,}** of {len(self._all):,} cells · {markdown_text(where)} · "
@@ -248,7 +253,8 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
         if self.mode == "umap":
             labels = (f"UMAP 1 of {self.key}", f"UMAP 2 of {self.key}")
         else:
-            labels = tuple(f"{self.key} [{d}]" for d in self.dims)
+            names = self.dim_names.get(self.key)
+            labels = tuple(names[d] if names and d < len(names) else f"{self.key} [{d}]" for d in self.dims)
         kdims = axes(self._all, labels)
         points = hv.DynamicMap(lambda data: points_element(data, kdims), streams=[self._pipe])
         image = shaded(points, self.coloring).opts(
@@ -283,6 +289,7 @@ class EmbeddingExplorer(ViewControls, pn.viewable.Viewer):
         self._forget_comparison()
         self._show_selections()
         self._ok()
+        self.selected += 1
         return cells
 
     def _forget_comparison(self) -> None:

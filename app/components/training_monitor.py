@@ -35,6 +35,7 @@ NOT_LOSSES = frozenset({"cells", "cells_per_s", "lr", "task"})  # step data that
 ACTIVE = frozenset({"queued", "running", "paused"})
 BUSY = ACTIVE | {WRITING}  # no new run of this page's model before the last one's results are written
 EXPLORE_TAB = "4 · Explore"
+POPULATIONS_TAB = "4 · Populations"
 MODEL_TAB = "2 · Model"
 
 
@@ -320,6 +321,9 @@ class TrainingMonitor(pn.viewable.Viewer):
             return ""
         if state in RESULT_STATES and self.run.adata is not None:  # the run wrote its embeddings into its cells
             model = self.run.model
+            if model.family == "flow":
+                return (f"Next: open {POPULATIONS_TAB}: the cells are coloured by population; move the threshold "
+                        "to leave more or fewer cells unknown, and select cells to see why they got their label.")
             keys = [f"X_{model.name}_{latent}" for latent in model.latent_names]
             others = f" (also: {', '.join(keys[1:])})" if len(keys) > 1 else ""
             return (f"Next: the new embeddings are in {EXPLORE_TAB}. Choose {keys[0]} under Embedding{others}, "
