@@ -251,7 +251,10 @@ class KnowledgeTableEditor(pn.viewable.Viewer):
             table = self.table()
         except InputError:
             return []  # an empty table: the hint says what to do
-        return diagnose_table(table, self.state.adata)
+        found = diagnose_table(table, self.state.adata)
+        # A population with no known level is one finding, not also one per population it equals.
+        blank = {p for f in found if f.kind == "no_knowledge" for p in f.populations}
+        return [f for f in found if not (f.kind == "indistinguishable" and blank & set(f.populations))]
 
     # -- showing -----------------------------------------------------------------------------
     def _display(self) -> pd.DataFrame:

@@ -80,10 +80,11 @@ def test_rows_and_columns_are_added_and_removed_by_name(editor):
     assert editor.remove_marker("M10") and "M10" not in editor.values.columns
     assert editor.add_marker("M10") and editor.values["M10"].isna().all()
     assert editor.add_population("Pop7") and editor.values.loc["Pop7"].isna().all()
-    kinds = {f.kind for f in editor.findings}
-    assert {"no_knowledge", "indistinguishable"} <= kinds
+    assert [f.kind for f in editor.findings] == ["no_knowledge"]  # not also "equals Pop1", "equals Pop2", ...
     styles = editor._cell_styles(editor._display())
-    assert (styles.loc["Pop7"] == WARNING_CELL).all()
+    assert (styles.loc["Pop7"] == WARNING_CELL).all() and (styles.loc["Pop1"] == "").all()
+    editor.set_cell("Pop7", "M1", editor.values.at["Pop1", "M1"])
+    assert any(f.kind == "indistinguishable" and set(f.populations) == {"Pop1", "Pop7"} for f in editor.findings)
     assert editor.remove_population("Pop7") and "Pop7" not in editor.values.index
 
 
