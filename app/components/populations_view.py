@@ -90,6 +90,7 @@ class PopulationsView(pn.viewable.Viewer):
         self._syncing = False
         self._explained = 0  # bumped per explanation asked; a late answer to an older one is dropped
         self._asked: np.ndarray | None = None  # the cells last asked about
+        self._shown_cells: np.ndarray | None = None  # the cells the heatmap shown explains
         self._body = pn.Column(sizing_mode="stretch_width")
         state.param.watch(self._on_state, ["adata", "model", "obs_version"])
         self._on_state()
@@ -126,6 +127,8 @@ class PopulationsView(pn.viewable.Viewer):
                 self._slider.value = float(value)
         self._unknown.object = f"<b>{html_text(unknown_line(labels, float(value)))}</b>"
         self._show_means(labels)
+        if self._why.object is not None and self._shown_cells is not None:  # the same cells, labelled anew
+            self._why_note.object = self._why_line(labels, self._shown_cells)
         self.state.touch_obs()
         return labels
 
@@ -259,9 +262,13 @@ class PopulationsView(pn.viewable.Viewer):
         pn.state.execute(run)
 
     def _show_why(self, table: pd.DataFrame, cells: np.ndarray) -> None:
-        labels = self.state.adata.obs[f"{self.model.name}_population"]
-        self._why_note.object = (f"<b>Why this label</b> · {html_text(selection_line(labels, cells))}")
+        self._shown_cells = cells
+        self._why_note.object = self._why_line(self.state.adata.obs[f"{self.model.name}_population"], cells)
         self._why.object = heatmap(table, "log-probability", cmap="viridis")
+
+    @staticmethod
+    def _why_line(labels: pd.Series, cells: np.ndarray) -> str:
+        return f"<b>Why this label</b> · {html_text(selection_line(labels, cells))}"
 
     def _show_samples(self) -> None:
         column = self._sample_column.value
@@ -270,7 +277,10 @@ class PopulationsView(pn.viewable.Viewer):
             self._samples.value = pd.DataFrame()
             return
         counts = population_fractions(adata.obs[f"{self.model.name}_population"], adata.obs[column], counts=True)
-        counts["unknown"] = adata.obs[column].value_counts().reindex(counts.index).to_numpy() - counts.sum(axis=1)
+        totals = adata.obs[column].value_counts(sort=False)
+        totals = totals[totals > 0]
+        counts = counts.reindex(totals.index, fill_value=0)  # a sample whose cells are all unknown keeps its row
+        counts["unknown"] = totals.to_numpy() - counts.sum(axis=1).to_numpy()
         counts.index = counts.index.astype(str).rename(column)
         counts.columns = counts.columns.astype(str)
         self._samples.value = counts.reset_index()

@@ -81,6 +81,8 @@ def test_the_threshold_relabels_cells_without_the_model(state, trained):
     assert strict.isna().all()
     assert state.adata.obs["flow_population"].isna().all()
     assert view._unknown.object.startswith("<b>400 cells unknown")
+    samples = view._samples.value
+    assert samples["batch"].tolist() == ["batch1", "batch2"] and samples["unknown"].sum() == 400
     loose = view.set_threshold(view._slider.start)
     assert loose.isna().sum() <= 4  # the worst 0.1% of cells may lie below the slider's start
     assert trained.config.log_prob_threshold == view._slider.start
@@ -93,6 +95,8 @@ def test_why_this_label_for_a_population_and_a_selection(state, trained):
     table = view.explain(np.arange(20))
     assert list(table.index) == trained.config.populations and list(table.columns) == trained.config.markers
     assert "20 cells:" in view._why_note.object and view._why.object is not None
+    view.set_threshold(view._slider.end)
+    assert "20 cells: unknown 20" in view._why_note.object  # the same cells, labelled anew
     assert view._samples.value["batch"].tolist() == ["batch1", "batch2"]
     assert view._samples.value.drop(columns="batch").to_numpy().sum() == 400
 
