@@ -3,8 +3,8 @@
 Choose the Populations family → load the example table, refuse a typed word and take a fraction
 in one cell, see a diagnostic beside the cells it concerns → build → train a few epochs → the cells
 coloured by population (the legend names them) → moving the threshold changes the count of unknown
-cells → a box selection is explained by the "why this label" heatmap. Screenshots go to
-/tmp/shots_pop/.
+cells → a box selection is explained by the "why this label" heatmap → after a reload, the same
+populations at the threshold the user chose. Screenshots go to /tmp/shots_pop/.
 """
 import re
 from pathlib import Path
@@ -81,6 +81,7 @@ def test_table_build_train_relabel_and_explain(page: Page, cytometry_url):
     build(page)
     train(page)
     relabel_and_explain(page)
+    after_a_reload(page)
 
 
 def edit_table(page: Page) -> None:
@@ -160,3 +161,13 @@ def relabel_and_explain(page: Page) -> None:
     assert unknown_cells(unknown) < strict
     page.locator(".hanami-populations-why").scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "4_heatmaps.png"))
+
+
+def after_a_reload(page: Page) -> None:
+    """A reload opens on the run, and its populations come back at the threshold the user chose."""
+    shown = unknown_cells(page.locator(".hanami-populations-unknown b"))
+    page.reload()
+    page.wait_for_function(PAGE_READY, timeout=SLOW_WAIT_MS)
+    tab(page, "4 · Populations")
+    unknown = page.locator(".hanami-populations-unknown b")
+    expect(unknown).to_contain_text(re.compile(rf"(^|\D){shown:,} cells? unknown"), timeout=SLOW_WAIT_MS)
