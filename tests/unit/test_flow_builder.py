@@ -136,3 +136,15 @@ def test_the_pure_pieces_of_the_view():
     means = mean_by_population(np.array([[1.0], [5.0], [3.0], [-1.0]]), labels, ["M1"])
     assert means["M1"].tolist()[:2] == [2.0, -1.0] and np.isnan(means.loc["C", "M1"])
     assert selection_line(labels, np.array([0, 1, 2])) == "3 cells: A 2, unknown 1"
+
+
+def test_a_box_selection_in_the_plot_is_explained_in_a_worker(state, trained):
+    from in_a_thread import in_a_thread
+
+    view = PopulationsView(state)
+    view.refresh_scores()
+    assert "M1 and M2" in view.explorer._status.object  # two markers as axes, named
+    x, y = state.adata.obsm["X_flow_markers"][:, 0], state.adata.obsm["X_flow_markers"][:, 1]
+    cells = in_a_thread(lambda: view.explorer.select_box(x.min(), y.min(), np.median(x), np.median(y)))
+    assert view.explorer.selected == 1 and view._explain.value == SELECTION
+    assert f"Why this label</b> · {cells.size:,} cells:" in view._why_note.object
