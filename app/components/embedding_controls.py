@@ -6,19 +6,19 @@ A mixin of `EmbeddingExplorer`: each widget calls the explorer's public actions 
 from __future__ import annotations
 
 import asyncio
-from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
 import panel as pn
 
+from app.quiet_updates import QuietUpdates
 from app.embedding.coords import embedding_keys, is_layout, umap_key, umap_layout
 from app.escape import markdown_text
 
 SIDE_WIDTH = 290
 
 
-class ViewControls:
+class ViewControls(QuietUpdates):
     """View (embedding, dimensions or UMAP) and colour (obs column, gene, latent) widgets."""
 
     def _build_view_widgets(self) -> None:
@@ -148,14 +148,6 @@ class ViewControls:
             return "Press UMAP to see the structure of all its dimensions."
         return ""
 
-    @contextmanager
-    def _quiet(self):
-        """Widget and legend updates made here do not call back into the explorer."""
-        self._syncing = True
-        try:
-            yield
-        finally:
-            self._syncing = False
 
     def _view_controls(self) -> pn.Column:
         return pn.Column(

@@ -18,7 +18,7 @@ from app.builders.registry import BUILDERS
 from app.builders.widgets import help_line
 from app.components.training_options import TrainingOptions
 from app.state import StudioState
-from engine.families import family_names
+from engine.families import family_class, family_names
 
 CHOOSER_HELP = "The kind of model to learn from your cells; its settings and the Build model button follow below."
 
@@ -59,6 +59,8 @@ class ModelBuilder(pn.viewable.Viewer):
             self._builders[family] = BUILDERS[family](self.state, self.training)
         builder = self._builders[family]
         if self._shown != family:
+            defaults = family_class(family).config_class.model_fields["training"].default_factory()
+            self.training.take_defaults(defaults)  # each family its own (a flow trains on large batches)
             self._shown = self.family = family
             self._chooser_help.object = f"<small>{html_text(builder.title_help or CHOOSER_HELP)}</small>"
             self._body.objects = [builder]

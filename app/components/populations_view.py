@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -22,6 +21,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from app.quiet_updates import QuietUpdates
 from app.builders.widgets import help_line
 from app.components.embedding_explorer import EmbeddingExplorer
 from app.embedding.populations import (
@@ -48,7 +48,7 @@ WHY_HELP = ("Each marker's log-probability for the chosen cells under every popu
 SAMPLES_HELP = "Cells of each population per sample (unknown cells count in no population)."
 
 
-class PopulationsView(pn.viewable.Viewer):
+class PopulationsView(QuietUpdates, pn.viewable.Viewer):
     """Threshold, coloured cells, mean latent heatmap, "why this label" and counts per sample."""
 
     state = param.ClassSelector(class_=StudioState, doc="The session's cells and model.")
@@ -299,14 +299,6 @@ class PopulationsView(pn.viewable.Viewer):
             titled("Populations per sample", SAMPLES_HELP, self._sample_column, self._samples),
         ]
 
-    @contextmanager
-    def _quiet(self):
-        """Widgets set here do not call back into the view."""
-        self._syncing = True
-        try:
-            yield
-        finally:
-            self._syncing = False
 
     def __panel__(self):
         return pn.Column(self._status, self._body, sizing_mode="stretch_width", css_classes=["hanami-populations"])

@@ -92,6 +92,11 @@ class TrainingOptions(pn.viewable.Viewer):
             phases.append({"name": "heads", "epochs": epochs - warmup, "tasks": [task]})
         return {"phases": phases}
 
+    def take_defaults(self, training) -> None:
+        """Show a family's own defaults (a `TrainingConfig`): a flow trains on large batches, an
+        autoencoder on small ones."""
+        self._epochs.value, self._batch_size.value, self._lr.value = training.max_epochs, training.batch_size, training.lr
+
     def options(self) -> dict:
         """Keyword arguments for `model.trainer`: max_epochs, batch_size, lr, story."""
         return {"max_epochs": self._epochs.value, "batch_size": self._batch_size.value, "lr": self._lr.value,

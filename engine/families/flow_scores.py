@@ -9,6 +9,7 @@ marker units and means the same in every region of marker space.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -22,12 +23,12 @@ class PopulationScores:
     populations: list[str]
     index: pd.Index
 
-    @property
+    @cached_property  # computed once: a threshold slider relabels many times
     def best(self) -> np.ndarray:
         """Each cell's most probable population (index)."""
         return (self.log_likelihood + self.log_pi).argmax(axis=1)
 
-    @property
+    @cached_property
     def best_log_likelihood(self) -> np.ndarray:
         return np.take_along_axis(self.log_likelihood, self.best[:, None], axis=1)[:, 0]
 

@@ -148,3 +148,13 @@ def test_a_box_selection_in_the_plot_is_explained_in_a_worker(state, trained):
     cells = in_a_thread(lambda: view.explorer.select_box(x.min(), y.min(), np.median(x), np.median(y)))
     assert view.explorer.selected == 1 and view._explain.value == SELECTION
     assert f"Why this label</b> · {cells.size:,} cells:" in view._why_note.object
+
+
+def test_each_family_brings_its_own_training_defaults(state):
+    tab = ModelBuilder(state)
+    assert tab.training.options()["batch_size"] == 256  # the autoencoder's
+    tab._chooser.value = "flow"
+    options = tab.training.options()
+    assert (options["batch_size"], options["lr"], options["max_epochs"]) == (8192, 5e-4, 100)
+    tab._chooser.value = "guided"
+    assert tab.training.options()["batch_size"] == 256
