@@ -77,6 +77,10 @@ class RunHandle:
     def done(self) -> bool:
         return self.state in FINAL_STATES
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run's state is final (results written, device free); False on timeout."""
+        return self._ended.wait(timeout)
+
     def stop(self, note: str = "") -> None:
         """Stop after the current step (the model keeps what it learnt); a queued run is dropped.
 
@@ -181,7 +185,7 @@ class RunRegistry:
             return False
         newest = runs[-1]
         if newest.state == WRITING:
-            newest._ended.wait()
+            newest.wait()
         return newest.state in RESULT_STATES
 
     def remove(self, run_id: str) -> bool:

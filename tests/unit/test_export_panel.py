@@ -2,7 +2,6 @@
 import asyncio
 import io
 import json
-import time
 import zipfile
 
 import anndata as ad
@@ -90,10 +89,7 @@ def test_results_a_run_wrote_into_the_cells_are_exported_as_they_are(monkeypatch
     registry = RunRegistry()
     run = registry.submit(state.owner, "guided", state.model,
                           state.model.trainer(max_epochs=1, batch_size=32, progress=False), adata=state.adata)
-    deadline = time.monotonic() + HANG_S
-    while not run.done:
-        assert time.monotonic() < deadline, "the run did not end"
-        time.sleep(0.02)
+    assert run.wait(HANG_S), "the run did not end"
     assert run.state == "finished"
     monkeypatch.setattr(state.model, "write", lambda adata: pytest.fail("the results were encoded again"))
     export = ExportPanel(state, registry=registry)
