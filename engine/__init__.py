@@ -7,9 +7,10 @@ from engine.data.genesets import match_genes, read_gene_sets
 from engine.data.knowledge import KnowledgeTable, read_knowledge_table
 from engine.data.read import read
 from engine.data.table_diagnostics import TableFinding, diagnose_table
-from engine.families import FamilyModel, FlowAnnotator, GuidedModel, family_class, family_names
+from engine.families import FamilyModel, FlowAnnotator, GuidedModel, SysVIModel, family_class, family_names
 from engine.models.extractor import Extractor
 from engine.models.flow import PopulationFlow
+from engine.models.sysvae import SysVAE
 from engine.training import EventLog, Story, Trainer, TrainingRun
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "KnowledgeTable",
     "PopulationFlow",
     "Story",
+    "SysVAE",
+    "SysVIModel",
     "TableFinding",
     "Trainer",
     "TrainingRun",

@@ -3,6 +3,7 @@ from engine.data.registry import DataRegistry
 from engine.families.base import DataSpec, FamilyModel, Prediction
 from engine.families.flow import FlowAnnotator
 from engine.families.guided import GuidedModel
+from engine.families.sysvi import SysVIModel
 from engine.families.registry import family_class, family_names, register
 from engine.families.results import Results, write_results
 
@@ -14,6 +15,7 @@ __all__ = [
     "GuidedModel",
     "Prediction",
     "Results",
+    "SysVIModel",
     "family_class",
     "family_names",
     "register",
