@@ -45,3 +45,27 @@ def example_table():
 def cytometry_demo(n_cells: int = 2000) -> AnnData:
     """Cells drawn from `example_table()` in two batches; obs 'population' holds the truth."""
     return cells_from_table(example_table(), n_cells, n_batches=2, seed=EXAMPLE_TABLE["seed"])
+
+
+# Generated RNA cells from two systems (say, two species) in two batches each: the Integrate
+# workflow's example. The system shift is moderate, so integration visibly brings the systems together.
+SYSTEMS_TITLE = "generated cells from two systems"
+SYSTEMS_SETTINGS = {"n_cells": 2000, "n_genes": 300, "n_cell_types": 4, "n_systems": 2, "batches_per_system": 2,
+                    "system_effect": 0.4, "seed": 0}
+SYSTEMS_NOTE = (
+    "2,000 RNA cells (300 genes, already normalised and log-transformed) of four cell types, measured in two "
+    "systems (as if two species or protocols) with two batches each; the annotations 'system', 'batch' and "
+    "'cell_type' say which: to try integrating cells across systems."
+)
+SYSTEMS_NEXT = (
+    "Next: open 2 · Model, choose \"Integrate cells across systems\", check that the system column is system "
+    "(and add batch as a batch column), press Build model, then Start in 3 · Train."
+)
+
+
+def systems_demo(n_cells: int | None = None) -> AnnData:
+    """Cells of four types from two systems (obs 'system', 'batch', 'cell_type'); X is log expression."""
+    from engine.data.simulate_systems import cells_from_systems
+
+    settings = SYSTEMS_SETTINGS | ({"n_cells": n_cells} if n_cells else {})
+    return cells_from_systems(settings.pop("n_cells"), settings.pop("n_genes"), **settings)

@@ -21,7 +21,8 @@ from app.components.data_summary import DataSummary
 from app.components.server_picker import ServerPicker
 from app.data_kind import rna_counts_where
 from app.demo import (
-    CYTOMETRY_NEXT, CYTOMETRY_NOTE, CYTOMETRY_TITLE, DEMO_NEXT, DEMO_NOTE, DEMO_TITLE, cytometry_demo, load_demo,
+    CYTOMETRY_NEXT, CYTOMETRY_NOTE, CYTOMETRY_TITLE, DEMO_NEXT, DEMO_NOTE, DEMO_TITLE, SYSTEMS_NEXT, SYSTEMS_NOTE,
+    SYSTEMS_TITLE, cytometry_demo, load_demo, systems_demo,
 )
 from app.escape import html_text, markdown_text
 from app.settings import BYTES_PER_MB, DATA_ROOT_VAR, MAX_UPLOAD_VAR, Settings
@@ -84,6 +85,9 @@ class DataLoader(pn.viewable.Viewer):
         self._cytometry = pn.widgets.Button(label="Load generated cytometry cells", description=CYTOMETRY_NOTE,
                                             css_classes=["hanami-cytometry-demo"])
         self._cytometry.on_click(lambda _: self.load_cytometry_demo())
+        self._systems = pn.widgets.Button(label="Load generated cells from two systems", description=SYSTEMS_NOTE,
+                                          css_classes=["hanami-systems-demo"])
+        self._systems.on_click(lambda _: self.load_systems_demo())
         self._kind = pn.widgets.RadioButtonGroup(options=PREPROCESSING, value="none", color="light",
                                                  description=PREPROCESSING_HELP, css_classes=["hanami-preprocess-kind"])
         kind = self._kind.param.value.rx()
@@ -153,6 +157,10 @@ class DataLoader(pn.viewable.Viewer):
     def load_cytometry_demo(self) -> bool:
         """Cells generated from the example knowledge table, to try the Populations kind of model."""
         return self._read_into_state(cytometry_demo, CYTOMETRY_TITLE, next_step=CYTOMETRY_NEXT)
+
+    def load_systems_demo(self) -> bool:
+        """RNA cells generated from two systems, to try integrating cells across systems."""
+        return self._read_into_state(systems_demo, SYSTEMS_TITLE, next_step=SYSTEMS_NEXT)
 
     def preprocess(self, kind: str, **options) -> bool:
         """Preprocess a copy of the cells (``rna`` or ``cytometry``, options passed on); ``none`` keeps them."""
@@ -289,6 +297,9 @@ class DataLoader(pn.viewable.Viewer):
             self._cytometry,
             pn.pane.HTML(f"<small>{html_text(CYTOMETRY_NOTE)}</small>", styles={"color": "#666"},
                          css_classes=["hanami-cytometry-note"], sizing_mode="stretch_width"),
+            self._systems,
+            pn.pane.HTML(f"<small>{html_text(SYSTEMS_NOTE)}</small>", styles={"color": "#666"},
+                         css_classes=["hanami-systems-note"], sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
         if self._picker is None:
