@@ -101,7 +101,8 @@ class SysVAE(nn.Module):
         return {"z": out.untran_z, "qz_m": out.z_mean, "qz_v": out.z_var}
 
     def generative(self, z, batch, cat_covs=None, cont_covs=None) -> dict[str, torch.Tensor]:
-        """p(x | z): {"x_m": mean, "x_v": variance} of the normalised log expression."""
+        """p(x | z): {"x_m": mean, "x_v": variance} of the normalised log expression (the variance
+        per gene, (genes,), with out_var_mode 'feature')."""
         cat_list, cont = self._covariates(batch, cat_covs, cont_covs)
         x_m, x_v = self.decoder(z, self._decoder_covariates(cat_list, cont, z.dtype))
         return {"x_m": x_m, "x_v": x_v}
@@ -163,7 +164,8 @@ class SysVAE(nn.Module):
              reconstruction_weight: float = 1.0, z_distance_cycle_weight: float = 2.0) -> dict[str, torch.Tensor]:
         """The minibatch mean of the weighted per-cell loss, and each term's mean (0-dim tensors)."""
         x, x_m, x_v = tensors["x"], generative_outputs["x_m"], generative_outputs["x_v"]
-        reconstruction = 0.5 * ((x - x_m).pow(2) / x_v + x_v.log()).sum(dim=1)  # gaussian NLL, constants dropped
+        # gaussian NLL, constants dropped; log var summed over genes (it may be one value per gene)
+        reconstruction = 0.5 * ((x - x_m).pow(2) / x_v).sum(dim=1) + 0.5 * x_v.log().sum(dim=-1)
         kl = self.kl(inference_outputs)
         per_cell = reconstruction_weight * reconstruction + kl_weight * kl
         out = {"reconstruction_loss": reconstruction.mean(), "kl_local": kl.mean()}

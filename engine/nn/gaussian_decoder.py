@@ -32,7 +32,8 @@ class GaussianDecoder(nn.Module):
             self.var_head = nn.Linear(n_hidden, n_output)
 
     def forward(self, z: torch.Tensor, covariates: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, variance), each cells x n_output."""
+        """(mean, variance): the mean cells x n_output; the variance the same, or (n_output,) in
+        'feature' mode, where it is one value per gene (it broadcasts; no per-cell copy)."""
         h = self.trunk(z, covariates)
-        raw = self.raw_var.expand(z.shape[0], -1) if self.out_var_mode == "feature" else self.var_head(h)
+        raw = self.raw_var if self.out_var_mode == "feature" else self.var_head(h)
         return self.mean(h), nn.functional.softplus(raw) + VARIANCE_FLOOR

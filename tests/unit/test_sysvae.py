@@ -34,11 +34,19 @@ def test_shapes_and_a_finite_loss(embed, prior):
     t = _tensors()
     inference, generative = model(t)
     assert inference["z"].shape == inference["qz_m"].shape == inference["qz_cycle_m"].shape == (B, 4)
-    assert generative["x_m"].shape == generative["x_v"].shape == (B, G) and (generative["x_v"] > 0).all()
+    assert generative["x_m"].shape == (B, G) and generative["x_v"].shape == (G,) and (generative["x_v"] > 0).all()
     losses = model.loss(t, inference, generative)
     assert set(losses) == {"loss", "reconstruction_loss", "kl_local", "cycle_loss"}
     assert all(torch.isfinite(v) and v.dim() == 0 for v in losses.values())
     losses["loss"].backward()
+
+
+def test_per_cell_variances_in_sample_feature_mode():
+    model = _model(out_var_mode="sample_feature")
+    t = _tensors()
+    inference, generative = model(t)
+    assert generative["x_v"].shape == (B, G) and (generative["x_v"] > 0).all()
+    assert torch.isfinite(model.loss(t, inference, generative)["loss"])
 
 
 def test_without_the_cycle_no_cycle_term():
@@ -140,13 +148,14 @@ def test_the_cycle_re_encodes_the_decoding_under_the_other_system():
     assert float(scvi.loss(t, *scvi(t))["cycle_loss"]) > 0.1
 
 
-def test_the_reconstruction_is_a_gaussian_likelihood_with_a_variance():
+@pytest.mark.parametrize("per_cell", [True, False])
+def test_the_reconstruction_is_a_gaussian_likelihood_with_a_variance(per_cell):
     model = _model()
     t = _tensors()
-    x_m, x_v = torch.rand(B, G), torch.rand(B, G) + 0.2
+    x_m, x_v = torch.rand(B, G), torch.rand(B, G) + 0.2 if per_cell else torch.rand(G) + 0.2
     inference = {"qz_m": torch.zeros(B, 4), "qz_v": torch.ones(B, 4), "z": torch.zeros(B, 4)}
     losses = model.loss(t, inference, {"x_m": x_m, "x_v": x_v})
-    expected = -D.Normal(x_m, x_v.sqrt()).log_prob(t["x"]).sum(dim=1) - 0.5 * G * math.log(2 * math.pi)
+    expected = -D.Normal(x_m, x_v.sqrt().expand(B, G)).log_prob(t["x"]).sum(dim=1) - 0.5 * G * math.log(2 * math.pi)
     assert float(losses["reconstruction_loss"]) == pytest.approx(float(expected.mean()), rel=1e-5)
 
 

@@ -1,0 +1,125 @@
+"""Integration across systems: training throughput of engine.SysVIModel against scvi-tools' SysVI,
+and the integration metrics of both latents.
+
+Generated cells (engine.data.simulate_systems: --cells x --genes, 2 systems with 2 batches each,
+4 cell types, log1p of normalised negative-binomial counts, --system-effect) are written once to
+a temporary .h5ad. Each --repeats round trains ours, then scvi-tools (its own virtual environment,
+--scvi-python, through bench/sysvi_side.py), interleaved, with equal architecture and settings:
+2 x 256 hidden, 15 latent dimensions, dropout 0.1, VampPrior with 5 components, cycle weight 2,
+batch 128, lr 1e-3, Adam epsilon 0.01, weight decay 1e-6, no KL warm-up, --epochs epochs over
+every cell (no validation, no early stopping on either side), the system as the cycle's system
+and the batch as a categorical covariate. Throughput is training cells per second: epochs x cells
+/ seconds of the training call alone (time.perf_counter; data loading, imports and model
+construction outside). The ratio is ours / scvi-tools per round; target >= 2 at equal or better
+metrics. Metrics (engine.metrics, checked against scib-metrics in bench/metrics_check.py) are
+computed on both latents and on the PCA of the expression, with the system as batch and
+cell_type as label.
+
+Threads: both sides run with --threads torch threads (default 1); the 1-minute load average is
+printed beside each timing.
+
+    .venv/bin/python bench/sysvi.py [--cells 20000] [--genes 2000] [--epochs 3] [--repeats 2]
+        [--system-effect 0.3] [--threads 1] [--seed 0] [--scvi-python /work/scvi-venv/bin/python]
+
+scvi-tools' environment (outside the repository; CPU torch first so it does not pull a CUDA one):
+    python3.11 -m venv /work/scvi-venv
+    /work/scvi-venv/bin/pip install torch==2.13.0
+    /work/scvi-venv/bin/pip install scvi-tools scib-metrics
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import scanpy as sc
+import torch
+
+HERE = Path(__file__).resolve().parent
+SETTINGS = dict(n_latent=15, n_hidden=256, n_layers=2, dropout_rate=0.1, prior="vamp", n_prior_components=5,
+                cycle_weight=2.0)
+BATCH_SIZE = 128
+
+
+def run_ours(adata, args) -> dict:
+    import engine
+
+    training = dict(batch_size=BATCH_SIZE, lr=1e-3, weight_decay=1e-6, max_epochs=args.epochs,
+                    validation_fraction=0.0, early_stopping_patience=None, seed=args.seed)
+    model = engine.SysVIModel(adata, "system", batch_keys=["batch"], device="cpu", training=training, **SETTINGS)
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    model.train(progress=False)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "cells_per_second": args.epochs * adata.n_obs / seconds,
+            "threads": torch.get_num_threads(), "load": (load_before, os.getloadavg()[0]), "latent": model.latent()}
+
+
+def run_scvi(h5ad: Path, folder: Path, args) -> dict:
+    out = folder / "scvi_out.json"
+    command = [args.scvi_python, str(HERE / "sysvi_side.py"), str(h5ad), str(out), "--system-key", "system",
+               "--batch-keys", "batch", "--epochs", str(args.epochs), "--batch-size", str(BATCH_SIZE),
+               "--n-latent", "15", "--n-hidden", "256", "--n-layers", "2", "--cycle-weight", "2",
+               "--prior", "vamp", "--n-prior-components", "5", "--train-size", "1.0",
+               "--threads", str(args.threads), "--seed", str(args.seed), "--accelerator", "cpu"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"scvi-tools side failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    result = json.loads(out.read_text())
+    return {"seconds": result["seconds"], "cells_per_second": result["cells_per_second"],
+            "threads": result["threads"], "load": (result["load_before"], result["load_after"]),
+            "latent": np.load(out.with_suffix(".npy"))}
+
+
+def metrics(latent, adata) -> dict:
+    from engine.metrics import integration_metrics
+
+    table = integration_metrics(latent, adata.obs["system"].to_numpy(), adata.obs["cell_type"].to_numpy())
+    return dict(zip(table["metric"], table["value"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=20_000)
+    parser.add_argument("--genes", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--system-effect", type=float, default=0.3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scvi-python", default="/work/scvi-venv/bin/python")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from engine.data.simulate_systems import cells_from_systems
+
+    adata = cells_from_systems(args.cells, args.genes, system_effect=args.system_effect, seed=args.seed)
+    del adata.layers["counts"]
+    print(f"{adata.n_obs:,} cells x {adata.n_vars:,} genes, {args.epochs} epochs per run, {args.threads} thread(s)")
+    latents = {}
+    with tempfile.TemporaryDirectory() as folder:
+        h5ad = Path(folder) / "cells.h5ad"
+        adata.write_h5ad(h5ad)
+        for round_ in range(args.repeats):
+            ours, scvi = run_ours(adata, args), run_scvi(h5ad, Path(folder), args)
+            for tool, r in (("ours", ours), ("scvi-tools", scvi)):
+                print(f"round {round_ + 1}  {tool:<10} {r['seconds']:7.1f} s  {r['cells_per_second']:7.0f} cells/s  "
+                      f"threads {r['threads']}  load {r['load'][0]:.1f}->{r['load'][1]:.1f}", flush=True)
+                latents[tool] = r["latent"]
+            print(f"round {round_ + 1}  ratio ours / scvi-tools: {ours['cells_per_second'] / scvi['cells_per_second']:.2f}x",
+                  flush=True)
+    latents["PCA (uncorrected)"] = sc.pp.pca(adata.X.toarray(), n_comps=15, random_state=args.seed)
+    rows = {name: metrics(latent, adata) for name, latent in latents.items()}
+    names = list(next(iter(rows.values())))
+    print(f"\n{'metric':<20}" + "".join(f"{name:>20}" for name in rows))
+    for metric in names:
+        print(f"{metric:<20}" + "".join(f"{rows[name][metric]:>20.3f}" for name in rows))
+
+
+if __name__ == "__main__":
+    main()
