@@ -12,6 +12,7 @@ from anndata import AnnData
 from app.components.data_loader import DataLoader
 from app.components.embedding_explorer import EmbeddingExplorer
 from app.components.export_panel import ExportPanel
+from app.components.integration_view import IntegrationView
 from app.components.model_builder import ModelBuilder
 from app.components.populations_view import PopulationsView
 from app.components.training_monitor import TrainingMonitor
@@ -58,6 +59,7 @@ class Studio(pn.viewable.Viewer):
         self.explorer = EmbeddingExplorer(self.state)
         self.populations = PopulationsView(self.state)
         self.export = ExportPanel(self.state, png_source=self.explorer.png_bytes, folder=settings.export_folder)
+        self.integration = IntegrationView(self.state, export=self.export)
         self.monitor.param.watch(self._publish_results, "run_state")
         self._tabs = pn.Tabs(
             ("1 · Data", self.data),
@@ -65,6 +67,7 @@ class Studio(pn.viewable.Viewer):
             ("3 · Train", self.monitor),
             ("4 · Explore", self.explorer),
             ("4 · Populations", self.populations),
+            ("4 · Integrate", self.integration),
             ("5 · Export", self.export),
             dynamic=True,  # a tab is rendered when it is first opened: the page shows its first content fast
             sizing_mode="stretch_width",

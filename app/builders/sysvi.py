@@ -81,7 +81,7 @@ class SysVIBuilder(FamilyBuilder):
         self._others = widget(pn.widgets.MultiChoice, "others", label="other columns", width=320,
                               description="Other annotations the model takes into account: categories (such as a "
                                           "sex) or numbers (such as a cell-cycle score).")
-        self._prior = widget(pn.widgets.Select, "prior", label="prior", options=PRIORS, value="vamp", width=330,
+        self._prior = widget(pn.widgets.Select, "prior", label="prior", options=PRIORS, value="vamp", width=420,
                              description="What the shared space looks like before training: a mixture learned from "
                                          "a few cells (VampPrior) keeps cell types apart better than a plain "
                                          "normal distribution.")

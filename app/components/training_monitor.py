@@ -36,6 +36,7 @@ ACTIVE = frozenset({"queued", "running", "paused"})
 BUSY = ACTIVE | {WRITING}  # no new run of this page's model before the last one's results are written
 EXPLORE_TAB = "4 · Explore"
 POPULATIONS_TAB = "4 · Populations"
+INTEGRATE_TAB = "4 · Integrate"
 MODEL_TAB = "2 · Model"
 
 
@@ -324,6 +325,9 @@ class TrainingMonitor(pn.viewable.Viewer):
             if model.family == "flow":
                 return (f"Next: open {POPULATIONS_TAB}: the cells are coloured by population; move the threshold "
                         "to leave more or fewer cells unknown, and select cells to see why they got their label.")
+            if model.family == "sysvi":
+                return (f"Next: open {INTEGRATE_TAB}: the cells before and after integration side by side, "
+                        "coloured by system or by a label, and the integration scores before and after.")
             keys = [f"X_{model.name}_{latent}" for latent in model.latent_names]
             others = f" (also: {', '.join(keys[1:])})" if len(keys) > 1 else ""
             return (f"Next: the new embeddings are in {EXPLORE_TAB}. Choose {keys[0]} under Embedding{others}, "

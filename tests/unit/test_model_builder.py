@@ -297,7 +297,7 @@ def test_the_model_tab_offers_the_registered_families(pbmc):
     state = StudioState()
     state.load(pbmc, "pbmc68k_reduced")
     tab = ModelBuilder(state)
-    assert set(tab._chooser.options.values()) == {"guided", "flow"} and tab.family == "guided"
+    assert set(tab._chooser.options.values()) == {"guided", "flow", "sysvi"} and tab.family == "guided"
     assert isinstance(tab.builder, GuidedBuilder) and len(tab._body.objects) == 1
     assert tab.training_options() == tab.builder.training_options()
 
