@@ -12,7 +12,7 @@ import pandas as pd
 import panel as pn
 
 from app.builders.base import FamilyBuilder, Problem
-from app.builders.widgets import alert, help_line
+from app.builders.widgets import alert, card
 from app.components.training_options import TrainingOptions
 from app.state import StudioState
 from engine.config.sysvi import SysVIConfig
@@ -93,36 +93,28 @@ class SysVIBuilder(FamilyBuilder):
         self._latent = widget(pn.widgets.IntInput, "latent", label="latent size", value=defaults["n_latent"].default,
                               start=2, width=120,
                               description="How many numbers describe each cell in the shared space (n_latent).")
-        self._columns_alert = alert("hanami-sysvi-columns-problem")
-        self._settings_alert = alert("hanami-sysvi-settings-problem")
+        self._alerts = {where: alert(f"hanami-sysvi-{where}-problem") for where in ("columns", "settings")}
         self._numeric: list[str] = []
-        with self._batch():
-            self._sync_columns()
-        self.state.param.watch(self._on_data, ["adata", "obs_version"])
+        self._sync_columns()
+        self.state.param.watch(self._sync_columns, ["adata", "obs_version"])
 
     # -- widgets -----------------------------------------------------------------------------
     def controls(self) -> list:
-        def card(title, help_text, *body):
-            return pn.Card(help_line(help_text), *body, title=title, collapsible=True,
-                           sizing_mode="stretch_width", margin=(5, 0))
-
-        return [
-            card("Systems, batches and other columns", COLUMNS_HELP,
-                 pn.Row(self._system, self._batches, self._others), self._columns_alert),
-            card("Integration settings", SETTINGS_HELP, pn.Row(self._prior, self._cycle, self._latent),
-                 self._settings_alert),
-        ]
+        columns = pn.Row(self._system, self._batches, self._others)
+        settings = pn.Row(self._prior, self._cycle, self._latent)
+        return [card("Systems, batches and other columns", COLUMNS_HELP, columns, self._alerts["columns"]),
+                card("Integration settings", SETTINGS_HELP, settings, self._alerts["settings"])]
 
     def alerts(self) -> dict[str, pn.pane.Alert]:
-        return {"columns": self._columns_alert, "settings": self._settings_alert}
+        return self._alerts
 
-    def _on_data(self, *_) -> None:
-        with self._batch():
-            self._sync_columns()
-
-    def _sync_columns(self) -> None:
+    def _sync_columns(self, *_) -> None:
         """Categorical columns can be the system or batches; any usable column another covariate.
         A column named like a system (system, species, ...) is chosen while none is."""
+        with self._batch():
+            self._offer_columns()
+
+    def _offer_columns(self) -> None:
         categorical, self._numeric = obs_column_kinds(self.state.adata, f"{self.family}_")
         system = self._system.value
         if system not in categorical:
@@ -205,9 +197,10 @@ class SysVIBuilder(FamilyBuilder):
             self._batches.value = list(batches or [])
             self._others.value = list(others or [])
 
-    def set_settings(self, prior: str | None = None, cycle_weight: float | None = None,
-                     n_latent: int | None = None) -> None:
+    def set_settings(self, **values) -> None:
+        """prior, cycle_weight and n_latent by their config names (None: left as it is)."""
+        widgets = {"prior": self._prior, "cycle_weight": self._cycle, "n_latent": self._latent}
         with self._batch():
-            for widget, value in ((self._prior, prior), (self._cycle, cycle_weight), (self._latent, n_latent)):
+            for name, value in values.items():
                 if value is not None:
-                    widget.value = value
+                    widgets[name].value = value

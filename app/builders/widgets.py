@@ -66,3 +66,9 @@ def row_widgets(name: str, css: str, widths: dict[str, int], on_change):
         return made
 
     return widget
+
+
+def card(title: str, help_text: str, *body) -> pn.Card:
+    """A builder's collapsible settings card: its title, a help line, then its widgets."""
+    return pn.Card(help_line(help_text), *body, title=title, collapsible=True, sizing_mode="stretch_width",
+                   margin=(5, 0))

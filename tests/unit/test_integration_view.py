@@ -110,3 +110,13 @@ def test_a_late_result_is_dropped(view):
     view._asked += 1  # the user changed a choice meanwhile: a newer computation is on its way
     asyncio.run(view._work_later(ask[0], *ask[1:]))
     assert view.comparison is shown and view._before.object is picture
+
+
+def test_the_download_holds_the_integrated_latent(view, tmp_path):
+    import asyncio
+
+    import anndata
+    data = asyncio.run(view._h5ad()).getvalue()
+    (tmp_path / "cells.h5ad").write_bytes(data)
+    cells = anndata.read_h5ad(tmp_path / "cells.h5ad")
+    assert cells.obsm["X_sysvi_latent"].shape == (300, 4) and not view._export_alert.visible

@@ -67,7 +67,7 @@ def test_no_system_column_is_said_in_the_page(builder):
     texts = [p.text for p in builder.problems() if p.level == "danger"]
     assert texts == ["choose the system column: the one that says which system (species, protocol, tissue...) "
                      "each cell comes from"]
-    assert builder._columns_alert.visible and "choose the system column" in builder._columns_alert.object
+    assert builder.alerts()["columns"].visible and "choose the system column" in builder.alerts()["columns"].object
 
 
 def test_a_column_with_one_system_cannot_be_the_system(builder):
