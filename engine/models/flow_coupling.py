@@ -1,11 +1,16 @@
 """One affine coupling layer of a covariate-conditioned RealNVP.
 
 A layer keeps some markers as they are and rewrites the others: with k the kept markers and c
-the covariates, each rewritten marker becomes ``y = x * exp(s) + t`` where ``(s, t) = net(x_k, c)``.
-The Jacobian is triangular, so ``log|det J| = sum(s)`` over the rewritten markers, and the inverse
-is exact: ``x = (y - t) * exp(-s)`` with the same ``(s, t)`` (the kept markers did not change).
-The log-scale goes through tanh, bounded to (-1, 1), which keeps deep stacks stable. One network
-gives both s and t, so a layer costs one small MLP per batch.
+the covariates, each rewritten marker becomes ``y = x * exp(s) + t`` where ``s = scale(x_k, c)``
+and ``t = shift(x_k, c)``. The Jacobian is triangular, so ``log|det J| = sum(s)`` over the
+rewritten markers, and the inverse is exact: ``x = (y - t) * exp(-s)`` with the same s and t (the
+kept markers did not change). The log-scale goes through tanh, bounded to (-1, 1), which keeps
+deep stacks stable.
+
+s and t are two separate networks with PyTorch's default (random) initialisation, as in Scyan.
+A single shared network whose last layer started at zero (the flow starting as the identity) let
+noisy, overlapping populations collapse into one: on 12 populations at noise 1.0 it labelled
+0.44 of the cells right with one population taking most of them, against 0.95 this way.
 """
 from __future__ import annotations
 
@@ -32,13 +37,13 @@ class CouplingLayer(nn.Module):
         self.register_buffer("transformed", torch.nonzero(is_transformed).flatten())
         self.register_buffer("kept", torch.nonzero(~is_transformed).flatten())
         n_rewritten = int(is_transformed.sum())
-        self.net = _mlp(n_markers - n_rewritten + n_covariates, hidden_size, n_hidden_layers, 2 * n_rewritten)
-        nn.init.zeros_(self.net[-1].weight)  # starts as the identity: a calm first epoch
-        nn.init.zeros_(self.net[-1].bias)
+        n_in = n_markers - n_rewritten + n_covariates
+        self.scale = _mlp(n_in, hidden_size, n_hidden_layers, n_rewritten)
+        self.shift = _mlp(n_in, hidden_size, n_hidden_layers, n_rewritten)
 
     def _scale_shift(self, x: torch.Tensor, covariates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s, t = self.net(torch.cat([x.index_select(1, self.kept), covariates], dim=1)).chunk(2, dim=1)
-        return torch.tanh(s), t
+        conditioning = torch.cat([x.index_select(1, self.kept), covariates], dim=1)
+        return torch.tanh(self.scale(conditioning)), self.shift(conditioning)
 
     def forward(self, x: torch.Tensor, covariates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(y, log|det J| per cell)."""

@@ -17,7 +17,7 @@ def _flow(n_covariates=2, dtype=torch.float64, **settings) -> PopulationFlow:
     torch.manual_seed(0)
     flow = PopulationFlow(RHO, n_covariates, torch.tensor([False, False, False, False, True]), 8, 2, 6, 0.3, 0.5,
                           **settings).to(dtype)
-    with torch.no_grad():  # leave the identity start: every layer does something
+    with torch.no_grad():  # weights larger than the default ones: every layer bends the cells
         for parameter in flow.parameters():
             parameter.normal_(0.0, 0.4)
     return flow
