@@ -96,3 +96,21 @@ def test_the_same_seed_builds_the_same_model(cells):
     for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(p, q), name
     assert engine.family_class("sysvi") is engine.SysVIModel
+
+
+def test_trains_from_a_config_file_on_the_command_line(cells, tmp_path):
+    import anndata as ad
+    import yaml
+
+    from engine.cli import main
+
+    cells.write_h5ad(tmp_path / "cells.h5ad")
+    config = {"family": "sysvi", "system_key": "system", "batch_keys": ["batch"], **SMALL,
+              "training": {"max_epochs": 2, "batch_size": 64}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    code = main(["train", str(tmp_path / "config.yaml"), "--data", str(tmp_path / "cells.h5ad"),
+                 "--out", str(tmp_path / "out"), "--no-progress", "--device", "cpu"])
+    assert code == 0
+    result = ad.read_h5ad(tmp_path / "out" / "cells.h5ad")
+    loaded = engine.SysVIModel.load(tmp_path / "out" / "model", result, device="cpu")
+    np.testing.assert_allclose(loaded.latent(), result.obsm["X_sysvi_latent"], atol=1e-5)
