@@ -126,6 +126,12 @@ class FamilyBuilder(pn.viewable.Viewer):
         """Keyword arguments for `model.trainer`, from the shared training options."""
         return self.training.options()
 
+    def training_data(self) -> dict:
+        """The configuration's training settings: the shared options over the family's own
+        training defaults (a flow's held-out cells and early stopping, SysVI's batch size)."""
+        defaults = family_class(self.family).config_class.model_fields["training"].default_factory()
+        return defaults.model_dump(mode="json") | self.training_options()
+
     # -- validation --------------------------------------------------------------------------
     def problems(self) -> list[Problem]:
         """Every problem: the builder's own checks, then the engine's with their locations."""

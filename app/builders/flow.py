@@ -16,7 +16,6 @@ from app.builders.widgets import alert, help_line
 from app.components.knowledge_table_editor import KnowledgeTableEditor
 from app.components.training_options import TrainingOptions
 from app.state import StudioState
-from engine.config.flow import FlowConfig
 from engine.data.errors import InputError
 from engine.families.flow import table_settings
 
@@ -122,7 +121,6 @@ class FlowBuilder(FamilyBuilder):
 
     def config_data(self) -> dict:
         others = [c for c in self._covariates.value if c != self._batch_column.value]
-        training = FlowConfig.model_fields["training"].default_factory().model_dump(mode="json")
         return self._table_settings() | {
             "batch_key": None if self._batch_column.value == NO_BATCH else self._batch_column.value,
             "categorical_covariate_keys": [c for c in others if c not in self._numeric],
@@ -130,7 +128,7 @@ class FlowBuilder(FamilyBuilder):
             "prior_std": self._prior_std.value,
             "temperature": self._temperature.value,
             "log_prob_threshold": self._threshold.value,
-            "training": training | self.training_options(),
+            "training": self.training_data(),
         }
 
     def checks(self) -> list[Problem]:

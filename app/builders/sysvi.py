@@ -136,7 +136,6 @@ class SysVIBuilder(FamilyBuilder):
         system = self.system
         batches = [c for c in self._batches.value if c != system]
         others = [c for c in self._others.value if c != system and c not in batches]
-        training = SysVIConfig.model_fields["training"].default_factory().model_dump(mode="json")
         return {
             "system_key": system or "",
             "batch_keys": batches,
@@ -145,7 +144,7 @@ class SysVIBuilder(FamilyBuilder):
             "prior": self._prior.value,
             "cycle_weight": self._cycle.value,
             "n_latent": self._latent.value,
-            "training": training | self.training_options(),
+            "training": self.training_data(),
         }
 
     def checks(self) -> list[Problem]:

@@ -8,10 +8,11 @@ at the first step.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.config.files import read_settings, validate_config
 from engine.config.problems import Problem, problems_from, raise_problems
@@ -38,6 +39,15 @@ class FamilyConfig(BaseModel):
         name = cls.model_fields["family"].default
         if isinstance(name, str):
             FAMILY_CONFIGS[name] = cls
+
+    @field_validator("training", mode="before")
+    @classmethod
+    def _over_family_defaults(cls, value):
+        """Training settings given in part fill in from the family's own defaults (its
+        `training` field's default), not the generic ones."""
+        if not isinstance(value, Mapping):
+            return value
+        return cls.model_fields["training"].default_factory().model_dump() | dict(value)
 
     @model_validator(mode="after")
     def _rules(self):

@@ -7,10 +7,9 @@ stopping on a held-out tenth of the cells.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from engine.config.family import FamilyConfig
 from engine.config.problems import Problem
@@ -46,12 +45,6 @@ class FlowConfig(FamilyConfig):
     cells_per_epoch: int | None = Field(200_000, ge=1, description="cells drawn per epoch on large data")
     log_prob_threshold: float = Field(-50.0, description="cells below it are left unknown")
     training: TrainingConfig = Field(default_factory=_flow_training)
-
-    @field_validator("training", mode="before")
-    @classmethod
-    def _over_flow_defaults(cls, value):
-        """Training settings given in part fill in from the flow's defaults, not the generic ones."""
-        return _flow_training().model_dump() | dict(value) if isinstance(value, Mapping) else value
 
     @property
     def covariate_columns(self) -> list[str]:

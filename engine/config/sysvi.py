@@ -6,10 +6,9 @@ Training defaults follow scvi-tools' SysVI (batch 128, lr 1e-3, Adam's epsilon 0
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import Field, StrictBool, field_validator
+from pydantic import Field, StrictBool
 
 from engine.config.family import FamilyConfig
 from engine.config.problems import Problem
@@ -43,12 +42,6 @@ class SysVIConfig(FamilyConfig):
     cycle_weight: float = Field(2.0, ge=0, description="z_distance_cycle_weight; 0 switches the cycle off")
     adam_eps: float = Field(0.01, gt=0, description="Adam's epsilon (scvi-tools trains SysVI with 0.01)")
     training: TrainingConfig = Field(default_factory=_sysvi_training)
-
-    @field_validator("training", mode="before")
-    @classmethod
-    def _over_sysvi_defaults(cls, value):
-        """Training settings given in part fill in from SysVI's defaults, not the generic ones."""
-        return _sysvi_training().model_dump() | dict(value) if isinstance(value, Mapping) else value
 
     @property
     def covariate_columns(self) -> list[str]:

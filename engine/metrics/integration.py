@@ -232,12 +232,8 @@ def ilisi_knn(
     so 0 = each neighbourhood holds one batch only. Above `max_cells` cells a seeded random
     sample of that many cells is scored (pass `max_cells=None` to score all).
     """
-    array = _latent(X)
-    codes, names = _codes(batch, array.shape[0], "batch")
-    array, codes, neighbors = _maybe_sample(array, codes, neighbors, max_cells, seed)
-    lisi = lisi_per_cell(array, codes, perplexity, neighbors=neighbors, k=k, what="batch")
-    n_batches = len(np.unique(codes))
-    return float((np.nanmedian(lisi) - 1) / (n_batches - 1))
+    median, n_batches = _median_lisi(X, batch, "batch", perplexity, neighbors, k, max_cells, seed)
+    return float((median - 1) / (n_batches - 1))
 
 
 def clisi_knn(
@@ -256,12 +252,17 @@ def clisi_knn(
     so 0 = neighbourhoods mix all cell types evenly. Above `max_cells` cells a seeded random
     sample of that many cells is scored (pass `max_cells=None` to score all).
     """
+    median, n_labels = _median_lisi(X, labels, "cell type", perplexity, neighbors, k, max_cells, seed)
+    return float((n_labels - median) / (n_labels - 1))
+
+
+def _median_lisi(X, values, what: str, perplexity, neighbors, k, max_cells, seed) -> tuple[float, int]:
+    """The median LISI of `values` over the (sampled) cells, and how many kinds of value there are."""
     array = _latent(X)
-    codes, names = _codes(labels, array.shape[0], "cell type")
+    codes, _ = _codes(values, array.shape[0], what)
     array, codes, neighbors = _maybe_sample(array, codes, neighbors, max_cells, seed)
-    lisi = lisi_per_cell(array, codes, perplexity, neighbors=neighbors, k=k, what="cell type")
-    n_labels = len(np.unique(codes))
-    return float((n_labels - np.nanmedian(lisi)) / (n_labels - 1))
+    lisi = lisi_per_cell(array, codes, perplexity, neighbors=neighbors, k=k, what=what)
+    return float(np.nanmedian(lisi)), len(np.unique(codes))
 
 
 def _maybe_sample(array, codes, neighbors, max_cells, seed):

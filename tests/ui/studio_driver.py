@@ -1,4 +1,5 @@
 """Driving the studio page from Playwright: shared by the browser tests and bench/click_latency.py."""
+import re
 import time
 
 from playwright.sync_api import Page, expect
@@ -103,3 +104,20 @@ def stop_run(page: Page) -> None:
     shown = " ".join(page.locator(".hanami-run-state strong").all_text_contents())
     if any(word in shown for word in ("running", "paused", "queued")):
         page.locator(".hanami-stop button").click()
+
+
+def train_to_end(page: Page, settings: dict[str, int], next_tab: str) -> None:
+    """In 3 · Train, type the settings (css name -> value), start, wait for the run's end, and
+    check that the next step points to `next_tab`."""
+    tab(page, "3 · Train")
+    for css, value in settings.items():
+        box = page.locator(f".hanami-model-{css} input")
+        box.fill(str(value))
+        box.press("Enter")
+    page.locator(".hanami-start button").click()
+    try:
+        expect(page.locator(".hanami-run-state")).to_contain_text(re.compile("finished|stopped early"),
+                                                                  timeout=SLOW_WAIT_MS)
+    finally:
+        stop_run(page)
+    expect(page.locator(".hanami-next-step", has_text=next_tab)).to_be_visible()

@@ -3,12 +3,11 @@ the integration family in 2 · Model with the system column chosen → build →
 4 · Integrate shows the cells before and after, side by side, and the scores before and after.
 Screenshots go to /tmp/integrate_shots/.
 """
-import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from studio_driver import PAGE_READY, SLOW_WAIT_MS, open_studio, stop_run, tab
+from studio_driver import PAGE_READY, SLOW_WAIT_MS, open_studio, tab, train_to_end
 
 from app.builders.sysvi import SysVIBuilder
 from app.demo import SYSTEMS_SETTINGS
@@ -56,17 +55,7 @@ def build(page: Page) -> None:
 
 
 def train(page: Page) -> None:
-    tab(page, "3 · Train")
-    box = page.locator(".hanami-model-epochs input")
-    box.fill(str(EPOCHS))
-    box.press("Enter")
-    page.locator(".hanami-start button").click()
-    try:
-        expect(page.locator(".hanami-run-state")).to_contain_text(re.compile("finished|stopped early"),
-                                                                  timeout=SLOW_WAIT_MS)
-    finally:
-        stop_run(page)
-    expect(page.locator(".hanami-next-step", has_text="4 · Integrate")).to_be_visible()
+    train_to_end(page, {"epochs": EPOCHS}, "4 · Integrate")
     shot(page, "2_trained")
 
 

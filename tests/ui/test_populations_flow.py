@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 from serving import panel_served
-from studio_driver import PAGE_READY, SLOW_WAIT_MS, UPDATE_WAIT_MS, drag_box, stop_run, tab
+from studio_driver import PAGE_READY, SLOW_WAIT_MS, UPDATE_WAIT_MS, drag_box, tab, train_to_end
 
 from app.builders.flow import FlowBuilder
 
@@ -117,18 +117,7 @@ def build(page: Page) -> None:
 
 
 def train(page: Page) -> None:
-    tab(page, "3 · Train")
-    for css, value in (("epochs", EPOCHS), ("batch-size", 512)):
-        box = page.locator(f".hanami-model-{css} input")
-        box.fill(str(value))
-        box.press("Enter")
-    page.locator(".hanami-start button").click()
-    try:
-        expect(page.locator(".hanami-run-state")).to_contain_text(re.compile("finished|stopped early"),
-                                                                  timeout=SLOW_WAIT_MS)
-    finally:
-        stop_run(page)
-    expect(page.locator(".hanami-next-step", has_text="4 · Populations")).to_be_visible()
+    train_to_end(page, {"epochs": EPOCHS, "batch-size": 512}, "4 · Populations")
 
 
 def relabel_and_explain(page: Page) -> None:
