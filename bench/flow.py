@@ -39,6 +39,12 @@ scyan, ratio, accuracy ours / scyan):
     1.0: ours 0.437 (3 populations predicted; 88.5 s) against scyan 0.926 (253.3 s); scyan kept
     training to 100 epochs reaches 0.967 and a loss near ours (40.3) without collapsing. At 20
     populations, noise 0.8, ours alone: 0.984 (100 epochs, no early stop, 92.9 s).
+  After the fix of that collapse (separate s and t networks, random init, as scyan; measured
+  2026-12-01, 1 thread): noise 0.25, 100,000 cells: 33.5 / 64.2 s, 1.92x, 1.0 / 1.0 (24 / 14
+  epochs, load 0.3-0.9), below the 2x target: an epoch costs 1.6x more (two networks per layer)
+  and early stopping comes later. 12 populations, noise 1.0, 100,000 cells: 141.9 / 232.0 s,
+  1.63x, 0.943 / 0.926 (macro-F1 0.808 / 0.841; 86 / 47 epochs; load 1-4.5 from other work).
+  The figures above this paragraph are from before the fix.
   --threads 0 (torch's 2), noise 0.25: 1e5 cells 102.6 / 348.2 s, 3.39x (load 2.4-3.7: both slowed
     5-6x by the neighbours); 1e6 cells 18.6 / 81.7 s, 4.39x (load 1.8-3.3).
 
