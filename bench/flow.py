@@ -45,6 +45,14 @@ scyan, ratio, accuracy ours / scyan):
   and early stopping comes later. 12 populations, noise 1.0, 100,000 cells: 141.9 / 232.0 s,
   1.63x, 0.943 / 0.926 (macro-F1 0.808 / 0.841; 86 / 47 epochs; load 1-4.5 from other work).
   The figures above this paragraph are from before the fix.
+  Current code (the fix, fused AdamW, early stopping at a 1% relative improvement instead of
+  0.2%; measured 2026-12-01 18:00-18:10 on a quiet machine, 1 thread each, interleaved):
+    12 populations, noise 0.25, 100,000 cells: 21.4 / 63.1 s, 2.95x, 1.0 / 1.0 (19 / 14 epochs,
+      load 0.9-1.1)
+    12 populations, noise 0.25, 1,000,000 cells: 42.2 / 101.9 s, 2.41x, 1.0 / 1.0 (13 / 11
+      epochs, load 1.0; predict 5.3 / 25.7 s)
+    12 populations, noise 1.0, 100,000 cells: 79.3 / 221.9 s, 2.80x, accuracy 0.936 / 0.926,
+      macro-F1 0.803 / 0.841 (64 / 47 epochs; unknown 1,949 / 6,041 cells; load 1.0)
   --threads 0 (torch's 2), noise 0.25: 1e5 cells 102.6 / 348.2 s, 3.39x (load 2.4-3.7: both slowed
     5-6x by the neighbours); 1e6 cells 18.6 / 81.7 s, 4.39x (load 1.8-3.3).
 

@@ -20,6 +20,7 @@ printed beside each timing.
 
     .venv/bin/python bench/sysvi.py [--cells 20000] [--genes 2000] [--epochs 3] [--repeats 2]
         [--system-effect 0.3] [--threads 1] [--seed 0] [--scvi-python /work/scvi-venv/bin/python]
+        [--json-out bench/results/sysvi.json]
 
 scvi-tools' environment (outside the repository; CPU torch first so it does not pull a CUDA one):
     python3.11 -m venv /work/scvi-venv
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scvi-python", default="/work/scvi-venv/bin/python")
+    parser.add_argument("--json-out", default=str(HERE / "results" / "sysvi.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -101,7 +103,7 @@ def main() -> None:
     adata = cells_from_systems(args.cells, args.genes, system_effect=args.system_effect, seed=args.seed)
     del adata.layers["counts"]
     print(f"{adata.n_obs:,} cells x {adata.n_vars:,} genes, {args.epochs} epochs per run, {args.threads} thread(s)")
-    latents = {}
+    latents, rounds = {}, []
     with tempfile.TemporaryDirectory() as folder:
         h5ad = Path(folder) / "cells.h5ad"
         adata.write_h5ad(h5ad)
@@ -111,6 +113,8 @@ def main() -> None:
                 print(f"round {round_ + 1}  {tool:<10} {r['seconds']:7.1f} s  {r['cells_per_second']:7.0f} cells/s  "
                       f"threads {r['threads']}  load {r['load'][0]:.1f}->{r['load'][1]:.1f}", flush=True)
                 latents[tool] = r["latent"]
+            rounds.append({tool: {k: v for k, v in r.items() if k != "latent"} for tool, r in
+                           (("ours", ours), ("scvi-tools", scvi))})
             print(f"round {round_ + 1}  ratio ours / scvi-tools: {ours['cells_per_second'] / scvi['cells_per_second']:.2f}x",
                   flush=True)
     latents["PCA (uncorrected)"] = sc.pp.pca(adata.X.toarray(), n_comps=15, random_state=args.seed)
@@ -119,6 +123,9 @@ def main() -> None:
     print(f"\n{'metric':<20}" + "".join(f"{name:>20}" for name in rows))
     for metric in names:
         print(f"{metric:<20}" + "".join(f"{rows[name][metric]:>20.3f}" for name in rows))
+    settings = {k: v for k, v in vars(args).items() if k not in ("scvi_python", "json_out")}
+    Path(args.json_out).write_text(json.dumps({"settings": settings, "rounds": rounds, "metrics": rows}, indent=2))
+    print(f"wrote {args.json_out}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 The table travels inside the configuration (populations, markers, values with None for unknown,
 hierarchy levels), so a saved model rebuilds its prior from its own config.json. Training
 defaults follow Scyan's published ones (batch 8192, lr 5e-4, 200,000 cells per epoch), with early
-stopping on a held-out tenth of the cells.
+stopping on a held-out tenth of the cells: 4 epochs without a 1% relative improvement. Past the
+first epochs the likelihood creeps down by a few tenths of a percent per epoch while the labels no
+longer change (100,000 generated cells: 24 epochs at 0.2%, 19 at 1%, accuracy 1.0 both; at noise
+1.0, 0.943 and 0.936). Scyan's absolute 1 nat on a loss near 11 is a 9% threshold.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from engine.config.training import TrainingConfig
 
 def _flow_training() -> TrainingConfig:
     return TrainingConfig(
-        max_epochs=100, batch_size=8192, lr=5e-4, validation_fraction=0.1, early_stopping_patience=4, min_delta=0.002
+        max_epochs=100, batch_size=8192, lr=5e-4, validation_fraction=0.1, early_stopping_patience=4, min_delta=0.01
     )
 
 
