@@ -89,8 +89,7 @@ class SysVAE(nn.Module):
         if data["x"].shape[0] != k:
             raise ValueError(f"pseudoinput_data holds {data['x'].shape[0]} cells but n_prior_components is {k}")
         cat_list, cont = self._covariates(data["batch"], data.get("cat_covs"), data.get("cont_covs"))
-        with torch.no_grad():
-            cont = None if cont is None else cont.detach().clone()  # embeddings' snapshot, then their own values
+        cont = None if cont is None else cont.detach()  # embeddings' snapshot; VampPrior keeps its own copy
         return VampPrior(data["x"], [c.clamp(min=0) for c in cat_list], self._one_hot, cont, trainable)
 
     # -- the passes --------------------------------------------------------------------------
