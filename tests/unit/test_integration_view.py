@@ -10,6 +10,7 @@ from app.embedding.integration import first_components, legend_html, metrics_bef
 from app.embedding.coloring import color_values
 from app.state import StudioState
 from engine.data.simulate_systems import cells_from_systems
+from in_a_thread import in_a_thread
 
 METRICS = ["ilisi_knn", "silhouette_batch", "clisi_knn", "silhouette_label", "knn_label_accuracy"]
 
@@ -108,7 +109,7 @@ def test_a_late_result_is_dropped(view):
     shown, picture = view.comparison, view._before.object
     ask = view._ask()
     view._asked += 1  # the user changed a choice meanwhile: a newer computation is on its way
-    asyncio.run(view._work_later(ask[0], *ask[1:]))
+    in_a_thread(lambda: asyncio.run(view._work_later(ask[0], *ask[1:])))
     assert view.comparison is shown and view._before.object is picture
 
 
@@ -116,7 +117,7 @@ def test_the_download_holds_the_integrated_latent(view, tmp_path):
     import asyncio
 
     import anndata
-    data = asyncio.run(view._h5ad()).getvalue()
+    data = in_a_thread(lambda: asyncio.run(view._h5ad())).getvalue()
     (tmp_path / "cells.h5ad").write_bytes(data)
     cells = anndata.read_h5ad(tmp_path / "cells.h5ad")
     assert cells.obsm["X_sysvi_latent"].shape == (300, 4) and not view._export_alert.visible
