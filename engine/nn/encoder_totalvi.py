@@ -10,7 +10,9 @@ a mean and a variance (exp(head) + 1e-4, so a variance never reaches zero):
     z = untran_z for 'normal';
     q(l | x) = N(m_l, v_l),   library = exp(min(l, 15)) (log-normal; the clamp keeps exp finite).
 
-Continuous covariates (keyword `n_continuous`) are injected beside the one-hot ones.
+Continuous covariates (keyword `n_continuous`) are injected beside the one-hot ones. Batch norm
+takes scvi-tools' settings (momentum 0.01, eps 1e-3): slowly moving running statistics, which
+the eval-mode latent is computed with.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from engine.nn.fc import FCStack
 DISTRIBUTIONS = ("normal", "ln")
 VARIANCE_FLOOR = 1e-4
 LOG_LIBRARY_CLAMP = 15.0
+BATCH_NORM = dict(norm_momentum=0.01, norm_eps=1e-3)  # scvi-tools' FCLayers
 
 
 class EncoderOutput(NamedTuple):
@@ -79,7 +82,7 @@ class EncoderTOTALVI(nn.Module):
         self.distribution = distribution
         n_cov = sum(self.n_cat_list) + self.n_continuous
         norm = "layer" if use_layer_norm else ("batch" if use_batch_norm else "none")
-        trunk = dict(n_covariates=n_cov, norm=norm, dropout=dropout_rate)
+        trunk = dict(n_covariates=n_cov, norm=norm, dropout=dropout_rate, **BATCH_NORM)
         self.z_trunk = FCStack(n_input, [n_hidden] * n_layers, **trunk)
         self.z_mean = nn.Linear(n_hidden, n_output)
         self.z_log_var = nn.Linear(n_hidden, n_output)

@@ -12,9 +12,9 @@ _NORMS = ("batch", "layer", "none")
 _ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 
 
-def _norm(kind: str, dim: int) -> nn.Module:
+def _norm(kind: str, dim: int, momentum: float, eps: float) -> nn.Module:
     if kind == "batch":
-        return nn.BatchNorm1d(dim)
+        return nn.BatchNorm1d(dim, momentum=momentum, eps=eps)
     if kind == "layer":
         return nn.LayerNorm(dim)
     return nn.Identity()
@@ -26,6 +26,7 @@ class FCStack(nn.Module):
     `last_linear=True` leaves the final layer a bare Linear so that latents and outputs are
     unbounded (a bounding activation makes parts of a prior unreachable). Empty `dims` is the
     identity map, so an optional trunk can be switched off without special cases.
+    `norm_momentum` and `norm_eps` are batch norm's (PyTorch's defaults unless a block says).
     """
 
     def __init__(
@@ -38,6 +39,8 @@ class FCStack(nn.Module):
         activation: str = "relu",
         dropout: float = 0.0,
         last_linear: bool = False,
+        norm_momentum: float = 0.1,
+        norm_eps: float = 1e-5,
     ):
         super().__init__()
         if norm not in _NORMS:
@@ -60,7 +63,8 @@ class FCStack(nn.Module):
                 self.posts.append(nn.Identity())
             else:
                 self.posts.append(
-                    nn.Sequential(_norm(norm, d), _ACTIVATIONS[activation](), nn.Dropout(dropout))
+                    nn.Sequential(_norm(norm, d, norm_momentum, norm_eps), _ACTIVATIONS[activation](),
+                                  nn.Dropout(dropout))
                 )
             prev = d
         self.out_dim = prev

@@ -3,13 +3,14 @@ covariates injected into every layer.
 
 The mean is a linear head on the trunk. The variance is softplus of either one free value per
 gene ('feature', shared by all cells) or a linear head ('sample_feature', per cell and gene),
-plus a floor of 1e-6 so the likelihood stays finite.
+plus a floor of 1e-6 so the likelihood stays finite. Batch norm as in `EncoderTOTALVI`.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from engine.nn.encoder_totalvi import BATCH_NORM
 from engine.nn.fc import FCStack
 
 OUT_VAR_MODES = ("feature", "sample_feature")
@@ -23,7 +24,7 @@ class GaussianDecoder(nn.Module):
         if out_var_mode not in OUT_VAR_MODES:
             raise ValueError(f"out_var_mode must be one of {list(OUT_VAR_MODES)}, got {out_var_mode!r}")
         self.trunk = FCStack(n_latent, [n_hidden] * n_layers, n_covariates=n_covariates, norm=norm,
-                             dropout=dropout_rate)
+                             dropout=dropout_rate, **BATCH_NORM)
         self.mean = nn.Linear(n_hidden, n_output)
         self.out_var_mode = out_var_mode
         if out_var_mode == "feature":

@@ -3,7 +3,7 @@ the log-normal library size."""
 import pytest
 import torch
 
-from engine.nn import EncoderTOTALVI
+from engine.nn import EncoderTOTALVI, GaussianDecoder
 
 
 def _encoder(**kw):
@@ -55,6 +55,14 @@ def test_soft_categories_and_missing_codes_are_taken():
     missing = enc(x, torch.tensor([-1, -1, -1]), torch.tensor([0, 1, 0])).z_mean
     zeros = enc(x, torch.zeros(3, 3), torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])).z_mean
     assert torch.allclose(missing, zeros, atol=1e-6)
+
+
+def test_batch_norm_moves_slowly_as_in_scvi_tools():
+    """Encoder and decoder: momentum 0.01 and eps 1e-3 (scvi-tools' FCLayers), so the eval-mode
+    latent sees running statistics averaged over about a hundred steps, not the last ten."""
+    blocks = [_encoder(), GaussianDecoder(6, 30, 2, n_layers=2, n_hidden=16, dropout_rate=0.1)]
+    norms = [m for block in blocks for m in block.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert norms and all(m.momentum == 0.01 and m.eps == 1e-3 for m in norms)
 
 
 def test_layer_norm_and_no_library_trunk():
