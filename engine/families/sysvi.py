@@ -109,7 +109,8 @@ class SysVIModel(FamilyModel):
                       len(cfg.continuous_covariate_keys),
                       [len(registry.categorical[c]) for c in cfg.covariate_columns], cfg.embed_categorical_covariates,
                       cfg.prior, cfg.n_prior_components, cfg.trainable_priors, pseudo, cfg.n_latent, cfg.n_hidden,
-                      cfg.n_layers, cfg.dropout_rate, cfg.out_var_mode, cycle_input=cfg.cycle_input)
+                      cfg.n_layers, cfg.dropout_rate, cfg.out_var_mode, cycle_input=cfg.cycle_input,
+                      vamp_mixture=cfg.vamp_mixture)
 
     def build_controller(self) -> SysVIController:
         return SysVIController(self.model, self.config, self.tensors)

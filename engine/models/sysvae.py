@@ -38,7 +38,7 @@ class SysVAE(nn.Module):
                  embed_categorical_covariates: bool = False, prior: str = "vamp", n_prior_components: int = 5,
                  trainable_priors: bool = True, pseudoinput_data: dict | None = None, n_latent: int = 15,
                  n_hidden: int = 256, n_layers: int = 2, dropout_rate: float = 0.1, out_var_mode: str = "feature",
-                 *, cycle_input: str = "other_system"):
+                 *, cycle_input: str = "other_system", vamp_mixture: str = "per_dimension"):
         super().__init__()
         if n_batch < 2:
             raise ValueError(f"integration needs at least two systems, got {n_batch}")
@@ -60,7 +60,8 @@ class SysVAE(nn.Module):
                                        n_hidden, dropout_rate, out_var_mode)
         self._one_hot = one_hot
         self.prior_kind = prior
-        self.prior = self._vamp(pseudoinput_data, n_prior_components, trainable_priors) if prior == "vamp" else None
+        self.prior = (self._vamp(pseudoinput_data, n_prior_components, trainable_priors, vamp_mixture)
+                      if prior == "vamp" else None)
 
     # -- covariates --------------------------------------------------------------------------
     def _covariates(self, batch, cat_covs, cont_covs) -> tuple[list[torch.Tensor], torch.Tensor | None]:
@@ -83,14 +84,14 @@ class SysVAE(nn.Module):
             blocks.append(cont.to(dtype))
         return torch.cat(blocks, dim=1) if blocks else None
 
-    def _vamp(self, data: dict | None, k: int, trainable: bool) -> VampPrior:
+    def _vamp(self, data: dict | None, k: int, trainable: bool, mixture: str) -> VampPrior:
         if data is None:
             raise ValueError("a VampPrior needs pseudoinput_data: K cells' x, batch (and their covariates)")
         if data["x"].shape[0] != k:
             raise ValueError(f"pseudoinput_data holds {data['x'].shape[0]} cells but n_prior_components is {k}")
         cat_list, cont = self._covariates(data["batch"], data.get("cat_covs"), data.get("cont_covs"))
         cont = None if cont is None else cont.detach()  # embeddings' snapshot; VampPrior keeps its own copy
-        return VampPrior(data["x"], [c.clamp(min=0) for c in cat_list], self._one_hot, cont, trainable)
+        return VampPrior(data["x"], [c.clamp(min=0) for c in cat_list], self._one_hot, cont, trainable, mixture)
 
     # -- the passes --------------------------------------------------------------------------
     def inference(self, x, batch, cat_covs=None, cont_covs=None) -> dict[str, torch.Tensor]:

@@ -1,13 +1,21 @@
 """`VampPrior`: a mixture prior over the latent whose components are the encoder's posteriors of
 K learnt pseudo-inputs (Tomczak & Welling 2018), as SysVI uses it.
 
-    p(z) = sum_k w_k N(z; m_k, diag v_k),   (m_k, v_k) = encoder(u_k, c_k),   w = softmax(logits)
+    (m_k, v_k) = encoder(u_k, c_k),   w = softmax(logits)
+    per_dimension (default): log p(z) = sum_d log sum_k w_k N(z_d; m_kd, v_kd)
+    joint:                   log p(z) = log sum_k w_k N(z; m_k, diag v_k)
 
-This is the joint mixture of diagonal gaussians, as the VampPrior paper defines it; scvi-tools
-takes the mixture per latent dimension and then sums (a product of per-dimension mixtures, a
-different density). The pseudo-inputs u_k start as K cells' expression and their categories c_k
-as those cells' one-hot rows; with `trainable`, u_k, the categories (as softmax of logits, so
-they stay weights that sum to one) and w are learnt.
+`joint` is the mixture of diagonal gaussians as the VampPrior paper defines it; `per_dimension`
+is the product of one mixture per latent dimension, as scvi-tools and the SysVI authors' code
+compute it. The default follows them. It was steadier across seeds:
+- Mixology, 100 epochs, seeds 0-2: iLISI 0.76 / 0.37 / 0.39 against joint's 0.83 / 0.41 / 0.05;
+  batch silhouette 0.78 against 0.74 on average. It cost label silhouette, 0.66 against 0.71.
+- bench/sysvi.py's generated cells, 20 epochs, 3 seeds: label silhouette 0.93 against 0.91,
+  batch silhouette 0.84 against 0.78.
+
+The pseudo-inputs u_k start as K cells' expression and their categories c_k as those cells'
+one-hot rows; with `trainable`, u_k, the categories (as softmax of logits, so they stay weights
+that sum to one) and w are learnt.
 """
 from __future__ import annotations
 
@@ -17,14 +25,18 @@ import torch
 from torch import nn
 
 ONE_HOT_LOGIT = 5.0  # softmax([5, 0]) = (0.993, 0.007): the starting categories are nearly one-hot
+MIXTURES = ("per_dimension", "joint")
 
 
 class VampPrior(nn.Module):
     def __init__(self, x: torch.Tensor, categories: list[torch.Tensor], n_categories: list[int],
-                 continuous: torch.Tensor | None, trainable: bool = True):
+                 continuous: torch.Tensor | None, trainable: bool = True, mixture: str = "per_dimension"):
         """`x`: K pseudo-inputs (K x genes); `categories`: per categorical covariate, K codes;
-        `continuous`: K x c continuous covariates (or None)."""
+        `continuous`: K x c continuous covariates (or None); `mixture`: see the module."""
         super().__init__()
+        if mixture not in MIXTURES:
+            raise ValueError(f"mixture must be one of {list(MIXTURES)}, got {mixture!r}")
+        self.mixture = mixture
         self.n_components = x.shape[0]
 
         def keep(name: str, value: torch.Tensor) -> None:
@@ -51,5 +63,8 @@ class VampPrior(nn.Module):
     def log_prob(self, z: torch.Tensor, means: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:
         """log p(z) per cell (cells,), given the K components' means and variances (K x d)."""
         diff = z[:, None, :] - means[None]  # cells x K x d
-        log_normal = -0.5 * (diff.pow(2) / variances + variances.log() + math.log(2 * math.pi)).sum(-1)
-        return (log_normal + self.logits.log_softmax(dim=0)).logsumexp(dim=1)
+        log_normal = -0.5 * (diff.pow(2) / variances + variances.log() + math.log(2 * math.pi))
+        log_w = self.logits.log_softmax(dim=0)
+        if self.mixture == "joint":
+            return (log_normal.sum(-1) + log_w).logsumexp(dim=1)
+        return (log_normal + log_w[:, None]).logsumexp(dim=1).sum(-1)

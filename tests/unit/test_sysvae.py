@@ -56,15 +56,28 @@ def test_without_the_cycle_no_cycle_term():
     assert "qz_cycle_m" not in inference and "cycle_loss" not in model.loss(t, inference, generative)
 
 
-def test_vamp_prior_log_density_is_the_mixture_of_its_components():
+@pytest.mark.parametrize("mixture", ["per_dimension", "joint"])
+def test_vamp_prior_log_density_is_the_mixture_of_its_components(mixture):
+    """'joint': one mixture of diagonal gaussians over the latent; 'per_dimension': a mixture for
+    each latent dimension, their log densities summed."""
     torch.manual_seed(3)
-    prior = VampPrior(torch.rand(5, G), [torch.randint(0, 3, (5,))], [3], None)
+    prior = VampPrior(torch.rand(5, G), [torch.randint(0, 3, (5,))], [3], None, mixture=mixture)
     with torch.no_grad():
         prior.logits.copy_(torch.randn(5))
     means, variances, z = torch.randn(5, 4), torch.rand(5, 4) + 0.1, torch.randn(30, 4)
-    mixture = D.MixtureSameFamily(D.Categorical(logits=prior.logits),
-                                  D.Independent(D.Normal(means, variances.sqrt()), 1))
-    assert torch.allclose(prior.log_prob(z, means, variances), mixture.log_prob(z), atol=1e-5)
+    if mixture == "joint":
+        expected = D.MixtureSameFamily(D.Categorical(logits=prior.logits),
+                                       D.Independent(D.Normal(means, variances.sqrt()), 1)).log_prob(z)
+    else:
+        expected = sum(D.MixtureSameFamily(D.Categorical(logits=prior.logits),
+                                           D.Normal(means[:, d], variances[:, d].sqrt())).log_prob(z[:, d])
+                       for d in range(4))
+    assert torch.allclose(prior.log_prob(z, means, variances), expected, atol=1e-5)
+
+
+def test_the_vamp_prior_refuses_an_unknown_mixture():
+    with pytest.raises(ValueError, match="mixture"):
+        VampPrior(torch.rand(5, G), [torch.randint(0, 3, (5,))], [3], None, mixture="per_gene")
 
 
 def test_the_pseudo_inputs_learn_when_trainable_and_stay_otherwise():
