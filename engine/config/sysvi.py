@@ -31,7 +31,7 @@ class SysVIConfig(FamilyConfig):
     n_prior_components: int = Field(5, ge=1)
     trainable_priors: StrictBool = True
     vamp_mixture: Literal["per_dimension", "joint"] = Field(
-        "per_dimension", description="the VampPrior's mixture per latent dimension (scvi-tools) or over the whole latent")
+        "per_dimension", description="the VampPrior's mixture per latent dimension (scvi-tools) or over the latent")
     n_latent: int = Field(15, ge=1)
     n_hidden: int = Field(256, ge=1)
     n_layers: int = Field(2, ge=1)
