@@ -22,12 +22,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from engine.nn.fc import FCStack
+from engine.nn.fc import SCVI_BATCH_NORM, FCStack
 
 DISTRIBUTIONS = ("normal", "ln")
 VARIANCE_FLOOR = 1e-4
 LOG_LIBRARY_CLAMP = 15.0
-BATCH_NORM = dict(norm_momentum=0.01, norm_eps=1e-3)  # scvi-tools' FCLayers
 
 
 class EncoderOutput(NamedTuple):
@@ -82,7 +81,7 @@ class EncoderTOTALVI(nn.Module):
         self.distribution = distribution
         n_cov = sum(self.n_cat_list) + self.n_continuous
         norm = "layer" if use_layer_norm else ("batch" if use_batch_norm else "none")
-        trunk = dict(n_covariates=n_cov, norm=norm, dropout=dropout_rate, **BATCH_NORM)
+        trunk = dict(n_covariates=n_cov, norm=norm, dropout=dropout_rate, **SCVI_BATCH_NORM)
         self.z_trunk = FCStack(n_input, [n_hidden] * n_layers, **trunk)
         self.z_mean = nn.Linear(n_hidden, n_output)
         self.z_log_var = nn.Linear(n_hidden, n_output)

@@ -10,6 +10,7 @@ from torch import nn
 
 _NORMS = ("batch", "layer", "none")
 _ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
+SCVI_BATCH_NORM = dict(norm_momentum=0.01, norm_eps=1e-3)  # scvi-tools' FCLayers, for blocks after theirs
 
 
 def _norm(kind: str, dim: int, momentum: float, eps: float) -> nn.Module:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.nn.encoder_totalvi import BATCH_NORM
-from engine.nn.fc import FCStack
+from engine.nn.fc import SCVI_BATCH_NORM, FCStack
 
 OUT_VAR_MODES = ("feature", "sample_feature")
 VARIANCE_FLOOR = 1e-6
@@ -24,7 +23,7 @@ class GaussianDecoder(nn.Module):
         if out_var_mode not in OUT_VAR_MODES:
             raise ValueError(f"out_var_mode must be one of {list(OUT_VAR_MODES)}, got {out_var_mode!r}")
         self.trunk = FCStack(n_latent, [n_hidden] * n_layers, n_covariates=n_covariates, norm=norm,
-                             dropout=dropout_rate, **BATCH_NORM)
+                             dropout=dropout_rate, **SCVI_BATCH_NORM)
         self.mean = nn.Linear(n_hidden, n_output)
         self.out_var_mode = out_var_mode
         if out_var_mode == "feature":
