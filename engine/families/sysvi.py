@@ -2,8 +2,8 @@
 and droplet) in one latent space (family "sysvi", after scvi-tools' SysVI).
 
 The family checks the system column (every cell has one, at least two systems), builds a
-`SysVAE` whose VampPrior starts from K cells drawn with the run's seed, and turns batches of
-cells into the module's tensors. The latent is the posterior mean under each cell's own system;
+`SysVAE` whose VampPrior starts from K cells spread over the data (`engine.models.vamp_start`,
+picked with the run's seed), and turns batches of cells into the module's tensors. The latent is the posterior mean under each cell's own system;
 new cells are mapped through the family base, as long as their systems are ones the model knows.
 """
 from __future__ import annotations
@@ -22,7 +22,10 @@ from engine.data.errors import InputError
 from engine.families.base import DataSpec, FamilyModel
 from engine.families.registry import register
 from engine.models.sysvae import SysVAE
+from engine.models.vamp_start import spread_cells
 
+PRIOR_START_CELLS = 4096
+PRIOR_START_VALUES = 2**26  # 256 MB of float32
 COUNT_LIKE_MAX = 30  # log-normalised expression rarely exceeds ~10; whole numbers above this look like counts
 
 
@@ -100,9 +103,8 @@ class SysVIModel(FamilyModel):
         cfg, registry = self.config, self.registry
         n_systems = len(registry.categorical[cfg.system_key])
         pseudo = None
-        if cfg.prior == "vamp":  # K cells, drawn with the run's seed (the base seeds this call)
-            index = torch.randint(0, self.batches.n_cells, (cfg.n_prior_components,), device=self.batches.device)
-            pseudo = self.tensors(self.batches.take(index))
+        if cfg.prior == "vamp":  # K cells spread over the data, picked with the run's seed (the base seeds this call)
+            pseudo = self.tensors(self.batches.take(self._prior_start_cells(cfg.n_prior_components)))
             if pseudo.get("cat_covs") is not None:
                 pseudo["cat_covs"] = pseudo["cat_covs"].clamp(min=0)
         return SysVAE(len(registry.genes), n_systems,
@@ -111,6 +113,16 @@ class SysVIModel(FamilyModel):
                       cfg.prior, cfg.n_prior_components, cfg.trainable_priors, pseudo, cfg.n_latent, cfg.n_hidden,
                       cfg.n_layers, cfg.dropout_rate, cfg.out_var_mode, cycle_input=cfg.cycle_input,
                       vamp_mixture=cfg.vamp_mixture)
+
+    def _prior_start_cells(self, k: int) -> torch.Tensor:
+        """K cells for the VampPrior's pseudo-inputs: k-means++ seeding over a random subset of at
+        most PRIOR_START_CELLS cells (fewer when genes are many, so the subset stays within
+        PRIOR_START_VALUES expression values)."""
+        n_cells, n_genes = self.batches.n_cells, self.batches.n_genes
+        n = min(n_cells, PRIOR_START_CELLS, max(k, PRIOR_START_VALUES // max(n_genes, 1)))
+        subset = torch.randperm(n_cells, device=self.batches.device)[:n]
+        seed = int(torch.randint(0, 2**31 - 1, (1,)))
+        return subset[spread_cells(self.batches.take(subset)["x"], k, seed)]
 
     def build_controller(self) -> SysVIController:
         return SysVIController(self.model, self.config, self.tensors)
