@@ -115,14 +115,15 @@ class SysVIModel(FamilyModel):
                       vamp_mixture=cfg.vamp_mixture)
 
     def _prior_start_cells(self, k: int) -> torch.Tensor:
-        """K cells for the VampPrior's pseudo-inputs: k-means++ seeding over a random subset of at
-        most PRIOR_START_CELLS cells (fewer when genes are many, so the subset stays within
-        PRIOR_START_VALUES expression values)."""
+        """K cells for the VampPrior's pseudo-inputs: k-means++ seeding on the within-system
+        expression (each system's mean removed) of a random subset of at most PRIOR_START_CELLS
+        cells (fewer when genes are many, so the subset stays within PRIOR_START_VALUES values)."""
         n_cells, n_genes = self.batches.n_cells, self.batches.n_genes
         n = min(n_cells, PRIOR_START_CELLS, max(k, PRIOR_START_VALUES // max(n_genes, 1)))
         subset = torch.randperm(n_cells, device=self.batches.device)[:n]
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
-        return subset[spread_cells(self.batches.take(subset)["x"], k, seed)]
+        cells = self.batches.take(subset)
+        return subset[spread_cells(cells["x"], k, seed, groups=cells["obs"][self.config.system_key])]
 
     def build_controller(self) -> SysVIController:
         return SysVIController(self.model, self.config, self.tensors)

@@ -40,3 +40,11 @@ def test_the_family_starts_its_prior_on_every_cell_type():
     expression = cells.X.toarray()
     starts = [int(np.abs(expression - row).sum(axis=1).argmin()) for row in model.model.prior.x.detach().numpy()]
     assert set(cells.obs["cell_type"].to_numpy()[starts]) == set(cells.obs["cell_type"])
+
+
+def test_with_the_systems_given_the_cells_spread_over_types_not_systems():
+    x, cell_type = populations([200, 200], seed=1)  # two cell types ...
+    system = torch.tensor(np.tile([0, 1], 200))     # ... each in both systems,
+    x = x + 100.0 * system[:, None]                 # which differ far more than the types do
+    by_system = [sorted(cell_type[spread_cells(x, 2, seed, groups=system).numpy()]) for seed in range(5)]
+    assert all(types == [0, 1] for types in by_system)
