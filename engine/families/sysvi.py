@@ -3,8 +3,9 @@ and droplet) in one latent space (family "sysvi", after scvi-tools' SysVI).
 
 The family checks the system column (every cell has one, at least two systems), builds a
 `SysVAE` whose VampPrior starts from K cells spread over the data (`engine.models.vamp_start`,
-picked with the run's seed), and turns batches of cells into the module's tensors. The latent is the posterior mean under each cell's own system;
-new cells are mapped through the family base, as long as their systems are ones the model knows.
+picked with the run's seed), and turns batches of cells into the module's tensors. The latent is
+the posterior mean under each cell's own system; new cells are mapped through the family base, as
+long as their systems are ones the model knows.
 """
 from __future__ import annotations
 
