@@ -17,9 +17,9 @@ cell_type as label.
 
 Seeds (--seeds, default 0): each seed generates its own cells and seeds both trainings, and
 gets --repeats interleaved rounds; metrics come from each seed's last round. Single seeds move
-the metrics by more than the two tools differ (iLISI 0.17-0.50 over seeds 0-4 after 3 epochs), so the closing
-table gives, per tool, the mean and the range over seeds, and how many seeds ours was at least
-as good on each metric.
+the metrics by more than the two tools differ (iLISI 0.17-0.50 over seeds 0-4 after 3 epochs),
+so the closing table gives, per tool, the mean and the range over seeds, and how many seeds ours
+was at least as good on each metric.
 
 Threads: both sides run with --threads torch threads (default 1); the 1-minute load average is
 printed beside each timing.
