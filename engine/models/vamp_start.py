@@ -35,9 +35,10 @@ def spread_cells(x: torch.Tensor, k: int, seed: int, groups: torch.Tensor | None
         return torch.randint(0, n, (k,), generator=generator).to(x.device)
     x = x.float()
     if groups is not None:
-        one_hot = torch.nn.functional.one_hot(groups.long()).to(x.dtype)  # rows x groups
+        groups = groups.long()
+        one_hot = torch.nn.functional.one_hot(groups).to(x.dtype)  # rows x groups
         means = (one_hot.T @ x) / one_hot.sum(dim=0).clamp(min=1)[:, None]
-        x = x - one_hot @ means
+        x = x - means[groups]
     q = min(N_COMPONENTS, n, x.shape[1])
     with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
         torch.manual_seed(seed)  # the randomised PCA too: the same seed picks the same cells
