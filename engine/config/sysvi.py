@@ -39,6 +39,8 @@ class SysVIConfig(FamilyConfig):
     out_var_mode: Literal["feature", "sample_feature"] = "feature"
     cycle_input: Literal["other_system", "own_system"] = Field(
         "other_system", description="re-encode the decoding under the other system (the paper) or the own (scvi-tools)")
+    std_as_variance: StrictBool = Field(
+        False, description="scvi-tools' variances: standard deviations where the likelihood and the prior take variances")
     kl_weight: float = Field(1.0, ge=0)
     reconstruction_weight: float = Field(1.0, ge=0)
     cycle_weight: float = Field(2.0, ge=0, description="z_distance_cycle_weight; 0 switches the cycle off")

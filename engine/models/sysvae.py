@@ -12,6 +12,13 @@ with the other covariates blanked, re-encode that expression under s', and ask t
 means to agree after standardising each dimension on their concatenation (so shrinking the
 latent cannot fake agreement). `cycle_input='own_system'` re-encodes the decoding under the
 cell's own system instead, as scvi-tools' module does (kept for parity tests).
+
+`std_as_variance` computes the variances as scvi-tools' SysVI does: it hands a standard deviation
+where a variance goes, so the likelihood's per-gene variance is sqrt(softplus(raw)) and each
+VampPrior component's variance is sqrt(v_k), the square root of its pseudo-input's posterior
+variance. The second changes the model: for v_k < 1 the components are wider than the posteriors
+they stand for, so they pull the cells' posteriors less as those narrow in training. Off by
+default (the paper's VampPrior); measured in bench/sysvi.py (`--std-as-variance`).
 """
 from __future__ import annotations
 
@@ -38,7 +45,8 @@ class SysVAE(nn.Module):
                  embed_categorical_covariates: bool = False, prior: str = "vamp", n_prior_components: int = 5,
                  trainable_priors: bool = True, pseudoinput_data: dict | None = None, n_latent: int = 15,
                  n_hidden: int = 256, n_layers: int = 2, dropout_rate: float = 0.1, out_var_mode: str = "feature",
-                 *, cycle_input: str = "other_system", vamp_mixture: str = "per_dimension"):
+                 *, cycle_input: str = "other_system", vamp_mixture: str = "per_dimension",
+                 std_as_variance: bool = False):
         super().__init__()
         if n_batch < 2:
             raise ValueError(f"integration needs at least two systems, got {n_batch}")
@@ -47,6 +55,7 @@ class SysVAE(nn.Module):
         if cycle_input not in CYCLE_INPUTS:
             raise ValueError(f"cycle_input must be one of {list(CYCLE_INPUTS)}, got {cycle_input!r}")
         self.n_batch, self.n_latent, self.cycle_input = n_batch, n_latent, cycle_input
+        self.std_as_variance = bool(std_as_variance)
         self.n_cats_per_cov = [int(n) for n in (n_cats_per_cov or [])]
         self.n_continuous_cov = int(n_continuous_cov)
         self.embed = embed_categorical_covariates
@@ -105,7 +114,7 @@ class SysVAE(nn.Module):
         per gene, (genes,), with out_var_mode 'feature')."""
         cat_list, cont = self._covariates(batch, cat_covs, cont_covs)
         x_m, x_v = self.decoder(z, self._decoder_covariates(cat_list, cont, z.dtype))
-        return {"x_m": x_m, "x_v": x_v}
+        return {"x_m": x_m, "x_v": x_v.sqrt() if self.std_as_variance else x_v}
 
     def random_select_batch(self, batch: torch.Tensor) -> torch.Tensor:
         """For every cell a system other than its own, uniformly among the other n_batch - 1."""
@@ -133,7 +142,8 @@ class SysVAE(nn.Module):
     # -- the objective ----------------------------------------------------------------------
     def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The VampPrior's component means and variances: the encoder, in eval mode (no dropout,
-        batch norm's running statistics), over the pseudo-inputs."""
+        batch norm's running statistics), over the pseudo-inputs (variances' square roots with
+        `std_as_variance`)."""
         x, categories, continuous = self.prior.inputs()
         was_training = self.encoder.training
         self.encoder.eval()
@@ -141,7 +151,7 @@ class SysVAE(nn.Module):
             out = self.encoder(x, *categories, cont=continuous)
         finally:
             self.encoder.train(was_training)
-        return out.z_mean, out.z_var
+        return out.z_mean, out.z_var.sqrt() if self.std_as_variance else out.z_var
 
     def kl(self, inference: dict) -> torch.Tensor:
         """KL(q(z|x) || p(z)) per cell: closed form for N(0, I), one-sample Monte Carlo for the VampPrior."""

@@ -172,6 +172,18 @@ def test_the_reconstruction_is_a_gaussian_likelihood_with_a_variance(per_cell):
     assert float(losses["reconstruction_loss"]) == pytest.approx(float(expected.mean()), rel=1e-5)
 
 
+def test_std_as_variance_hands_standard_deviations_to_the_likelihood_and_the_prior():
+    paper, scvi = _model(), _model(std_as_variance=True)
+    assert torch.equal(paper.decoder.raw_var, scvi.decoder.raw_var)
+    z, t = torch.randn(B, 4), _tensors()
+    torch.testing.assert_close(scvi.generative(z, t["batch"], t["cat_covs"], t["cont_covs"])["x_v"],
+                               paper.generative(z, t["batch"], t["cat_covs"], t["cont_covs"])["x_v"].sqrt())
+    (paper_m, paper_v), (scvi_m, scvi_v) = paper.prior_components(), scvi.prior_components()
+    torch.testing.assert_close(scvi_m, paper_m)
+    torch.testing.assert_close(scvi_v, paper_v.sqrt())
+    assert torch.equal(scvi_v > paper_v, paper_v < 1)  # wider wherever a posterior variance is below 1
+
+
 def test_sample_explains_why_there_is_none():
     with pytest.raises(NotImplementedError, match="latent"):
         _model().sample(10)

@@ -46,12 +46,14 @@ def test_training_defaults_follow_sysvi(cells):
     assert model.controller.optimizer.param_groups[0]["eps"] == 0.01
 
 
-def test_the_vamp_prior_mixture_is_a_setting_that_a_saved_model_keeps(cells, tmp_path):
-    assert engine.SysVIModel(cells, "system", **SMALL).model.prior.mixture == "per_dimension"
-    model = engine.SysVIModel(cells, "system", vamp_mixture="joint", **SMALL)
+def test_the_vamp_prior_settings_are_kept_by_a_saved_model(cells, tmp_path):
+    default = engine.SysVIModel(cells, "system", **SMALL).model
+    assert default.prior.mixture == "per_dimension" and not default.std_as_variance
+    model = engine.SysVIModel(cells, "system", vamp_mixture="joint", std_as_variance=True, **SMALL)
     model.train(max_epochs=1, batch_size=64)
     model.save(tmp_path / "joint")
-    assert engine.SysVIModel.load(tmp_path / "joint", cells).model.prior.mixture == "joint"
+    loaded = engine.SysVIModel.load(tmp_path / "joint", cells).model
+    assert loaded.prior.mixture == "joint" and loaded.std_as_variance
 
 
 def test_write_save_load_and_new_cells_of_known_systems(cells, tmp_path):
