@@ -31,9 +31,13 @@ a genes x hidden matrix (forward and backward) for the paper's cycle against 9 f
 --cycle-input own_system gives ours scvi-tools' cycle, 8 of them (ours skips the unused decoding).
 So with the paper's cycle ours does about 20% more of the arithmetic that dominates a CPU step.
 
+Variances (--std-as-variance): scvi-tools hands standard deviations where the decoder's likelihood
+and the VampPrior's components take variances; ours passes variances unless this flag asks for
+scvi-tools' computation (engine.SysVAE's `std_as_variance`).
+
     .venv/bin/python bench/sysvi.py [--cells 20000] [--genes 2000] [--epochs 3] [--repeats 2]
         [--system-effect 0.3] [--threads 1] [--seeds 0 [1 ...]] [--cycle-input other_system|own_system]
-        [--scvi-python /work/scvi-venv/bin/python] [--json-out bench/results/sysvi.json]
+        [--std-as-variance] [--scvi-python /work/scvi-venv/bin/python] [--json-out bench/results/sysvi.json]
 
 scvi-tools' environment (outside the repository; CPU torch first so it does not pull a CUDA one):
     python3.11 -m venv /work/scvi-venv
@@ -66,7 +70,7 @@ def run_ours(adata, seed: int, args) -> dict:
     training = dict(batch_size=BATCH_SIZE, lr=1e-3, weight_decay=1e-6, max_epochs=args.epochs,
                     validation_fraction=0.0, early_stopping_patience=None, seed=seed)
     model = engine.SysVIModel(adata, "system", batch_keys=["batch"], device="cpu", training=training,
-                              cycle_input=args.cycle_input, **SETTINGS)
+                              cycle_input=args.cycle_input, std_as_variance=args.std_as_variance, **SETTINGS)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     model.train(progress=False)
@@ -152,6 +156,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cycle-input", choices=["other_system", "own_system"], default="other_system",
                         help="ours: the paper's cycle (default) or scvi-tools' (the same work per step as theirs)")
+    parser.add_argument("--std-as-variance", action="store_true",
+                        help="ours: scvi-tools' variances (standard deviations where variances go)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--scvi-python", default="/work/scvi-venv/bin/python")
     parser.add_argument("--json-out", default=str(HERE / "results" / "sysvi.json"))
