@@ -33,11 +33,12 @@ So with the paper's cycle ours does about 20% more of the arithmetic that domina
 
 Variances (--std-as-variance): scvi-tools hands standard deviations where the decoder's likelihood
 and the VampPrior's components take variances; ours passes variances unless this flag asks for
-scvi-tools' computation (engine.SysVAE's `std_as_variance`).
+scvi-tools' computation (engine.SysVAE's `std_as_variance`). Its encoder's variance is
+softplus(head) where ours, after TOTALVI, is exp(head): --encoder-variance softplus.
 
     .venv/bin/python bench/sysvi.py [--cells 20000] [--genes 2000] [--epochs 3] [--repeats 2]
         [--system-effect 0.3] [--threads 1] [--seeds 0 [1 ...]] [--cycle-input other_system|own_system]
-        [--std-as-variance] [--scvi-python /work/scvi-venv/bin/python] [--json-out bench/results/sysvi.json]
+        [--std-as-variance] [--encoder-variance exp|softplus] [--scvi-python /work/scvi-venv/bin/python] [--json-out bench/results/sysvi.json]
 
 scvi-tools' environment (outside the repository; CPU torch first so it does not pull a CUDA one):
     python3.11 -m venv /work/scvi-venv
@@ -70,7 +71,8 @@ def run_ours(adata, seed: int, args) -> dict:
     training = dict(batch_size=BATCH_SIZE, lr=1e-3, weight_decay=1e-6, max_epochs=args.epochs,
                     validation_fraction=0.0, early_stopping_patience=None, seed=seed)
     model = engine.SysVIModel(adata, "system", batch_keys=["batch"], device="cpu", training=training,
-                              cycle_input=args.cycle_input, std_as_variance=args.std_as_variance, **SETTINGS)
+                              cycle_input=args.cycle_input, std_as_variance=args.std_as_variance,
+                              encoder_variance=args.encoder_variance, **SETTINGS)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     model.train(progress=False)
@@ -158,6 +160,8 @@ def main() -> None:
                         help="ours: the paper's cycle (default) or scvi-tools' (the same work per step as theirs)")
     parser.add_argument("--std-as-variance", action="store_true",
                         help="ours: scvi-tools' variances (standard deviations where variances go)")
+    parser.add_argument("--encoder-variance", choices=["exp", "softplus"], default="exp",
+                        help="ours: the encoder's variance from its head, exp (TOTALVI) or softplus (scvi-tools)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--scvi-python", default="/work/scvi-venv/bin/python")
     parser.add_argument("--json-out", default=str(HERE / "results" / "sysvi.json"))

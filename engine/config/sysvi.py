@@ -41,6 +41,8 @@ class SysVIConfig(FamilyConfig):
         "other_system", description="re-encode the decoding under the other system (the paper) or the own (scvi-tools)")
     std_as_variance: StrictBool = Field(
         False, description="scvi-tools' variances: standard deviations where the likelihood and the prior take variances")
+    encoder_variance: Literal["exp", "softplus"] = Field(
+        "exp", description="the encoder's variance from its head: exp (TOTALVI) or softplus (scvi-tools' SysVI)")
     kl_weight: float = Field(1.0, ge=0)
     reconstruction_weight: float = Field(1.0, ge=0)
     cycle_weight: float = Field(2.0, ge=0, description="z_distance_cycle_weight; 0 switches the cycle off")

@@ -113,7 +113,8 @@ class SysVIModel(FamilyModel):
                       [len(registry.categorical[c]) for c in cfg.covariate_columns], cfg.embed_categorical_covariates,
                       cfg.prior, cfg.n_prior_components, cfg.trainable_priors, pseudo, cfg.n_latent, cfg.n_hidden,
                       cfg.n_layers, cfg.dropout_rate, cfg.out_var_mode, cycle_input=cfg.cycle_input,
-                      vamp_mixture=cfg.vamp_mixture, std_as_variance=cfg.std_as_variance)
+                      vamp_mixture=cfg.vamp_mixture, std_as_variance=cfg.std_as_variance,
+                      encoder_variance=cfg.encoder_variance)
 
     def _prior_start_cells(self, k: int) -> torch.Tensor:
         """K cells for the VampPrior's pseudo-inputs: k-means++ seeding on the within-system

@@ -19,6 +19,9 @@ VampPrior component's variance is sqrt(v_k), the square root of its pseudo-input
 variance. The second changes the model: for v_k < 1 the components are wider than the posteriors
 they stand for, so they pull the cells' posteriors less as those narrow in training. Off by
 default (the paper's VampPrior); measured in bench/sysvi.py (`--std-as-variance`).
+`encoder_variance='softplus'` takes scvi-tools' encoder variance, softplus(head) rather than
+TOTALVI's exp(head) (`EncoderTOTALVI`'s `variance_activation`); with both, ours computes the
+variances as scvi-tools' SysVI does.
 """
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ class SysVAE(nn.Module):
                  trainable_priors: bool = True, pseudoinput_data: dict | None = None, n_latent: int = 15,
                  n_hidden: int = 256, n_layers: int = 2, dropout_rate: float = 0.1, out_var_mode: str = "feature",
                  *, cycle_input: str = "other_system", vamp_mixture: str = "per_dimension",
-                 std_as_variance: bool = False):
+                 std_as_variance: bool = False, encoder_variance: str = "exp"):
         super().__init__()
         if n_batch < 2:
             raise ValueError(f"integration needs at least two systems, got {n_batch}")
@@ -64,7 +67,7 @@ class SysVAE(nn.Module):
         one_hot = [n_batch] + ([] if self.embed else self.n_cats_per_cov)
         n_cont = self.n_continuous_cov + (EMBEDDING_DIM * len(self.n_cats_per_cov) if self.embed else 0)
         self.encoder = EncoderTOTALVI(n_input, n_latent, one_hot, n_layers, n_hidden, dropout_rate, "normal",
-                                      n_continuous=n_cont, library=False)
+                                      n_continuous=n_cont, library=False, variance_activation=encoder_variance)
         self.decoder = GaussianDecoder(n_latent, n_input, sum(n for n in one_hot if n > 1) + n_cont, n_layers,
                                        n_hidden, dropout_rate, out_var_mode)
         self._one_hot = one_hot

@@ -3,7 +3,9 @@ needs one.
 
 Two fully connected trunks see the input with the one-hot covariates injected into every hidden
 layer: a deep one for the latent z and a one-layer one for the log library size l. Both heads give
-a mean and a variance (exp(head) + 1e-4, so a variance never reaches zero):
+a mean and a variance (exp(head) + 1e-4, so a variance never reaches zero; softplus(head) + 1e-4
+with `variance_activation='softplus'`, as scvi-tools' SysVI encoder computes it, which grows
+linearly rather than exponentially in the head):
 
     q(z | x) = N(m_z, v_z),   untran_z ~ q(z | x) (reparameterised),
     z = softmax(untran_z) for distribution 'ln' (the logistic normal: z lies on the simplex),
@@ -25,6 +27,7 @@ from torch import nn
 from engine.nn.fc import SCVI_BATCH_NORM, FCStack
 
 DISTRIBUTIONS = ("normal", "ln")
+VARIANCE_ACTIVATIONS = {"exp": torch.exp, "softplus": nn.functional.softplus}
 VARIANCE_FLOOR = 1e-4
 LOG_LIBRARY_CLAMP = 15.0
 
@@ -69,10 +72,14 @@ class EncoderTOTALVI(nn.Module):
     def __init__(self, n_input: int, n_output: int, n_cat_list: Sequence[int] | None = None, n_layers: int = 2,
                  n_hidden: int = 256, dropout_rate: float = 0.1, distribution: str = "ln",
                  use_batch_norm: bool = True, use_layer_norm: bool = False, *, n_continuous: int = 0,
-                 library: bool = True):
+                 library: bool = True, variance_activation: str = "exp"):
         super().__init__()
         if distribution not in DISTRIBUTIONS:
             raise ValueError(f"distribution must be one of {list(DISTRIBUTIONS)}, got {distribution!r}")
+        if variance_activation not in VARIANCE_ACTIVATIONS:
+            raise ValueError(f"variance_activation must be one of {list(VARIANCE_ACTIVATIONS)}, "
+                             f"got {variance_activation!r}")
+        self._positive = VARIANCE_ACTIVATIONS[variance_activation]
         if n_layers < 1:
             raise ValueError(f"the encoder needs at least one hidden layer, got n_layers={n_layers}")
         self.n_cat_list = [int(n) for n in (n_cat_list or []) if n > 1]  # one category carries nothing
@@ -104,12 +111,12 @@ class EncoderTOTALVI(nn.Module):
             raise ValueError(f"the encoder was built for {len(self._keep)} categorical covariates, got {len(cat_list)}")
         cov = self.covariates(x, cat_list, cont)
         h = self.z_trunk(x, cov)
-        z_mean, z_var = self.z_mean(h), self.z_log_var(h).exp() + VARIANCE_FLOOR
+        z_mean, z_var = self.z_mean(h), self._positive(self.z_log_var(h)) + VARIANCE_FLOOR
         untran_z = z_mean + z_var.sqrt() * torch.randn_like(z_mean)
         z = untran_z.softmax(dim=-1) if self.distribution == "ln" else untran_z
         if self.library_trunk is None:
             return EncoderOutput(z_mean, z_var, untran_z, z, None, None, None)
         h = self.library_trunk(x, cov)
-        l_mean, l_var = self.library_mean(h), self.library_log_var(h).exp() + VARIANCE_FLOOR
+        l_mean, l_var = self.library_mean(h), self._positive(self.library_log_var(h)) + VARIANCE_FLOOR
         log_library = (l_mean + l_var.sqrt() * torch.randn_like(l_mean)).clamp(max=LOG_LIBRARY_CLAMP)
         return EncoderOutput(z_mean, z_var, untran_z, z, l_mean, l_var, log_library.exp())

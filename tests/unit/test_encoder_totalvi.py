@@ -65,6 +65,18 @@ def test_batch_norm_moves_slowly_as_in_scvi_tools():
     assert norms and all(m.momentum == 0.01 and m.eps == 1e-3 for m in norms)
 
 
+def test_the_variance_activation_is_exp_or_softplus_of_the_same_head():
+    x, codes = torch.randn(20, 30), _codes()
+    exp, softplus = _encoder().eval(), _encoder(variance_activation="softplus").eval()
+    a, b = exp(x, *codes), softplus(x, *codes)
+    torch.testing.assert_close(a.z_mean, b.z_mean)
+    head = (a.z_var - 1e-4).log()
+    torch.testing.assert_close(b.z_var, torch.nn.functional.softplus(head) + 1e-4)
+    torch.testing.assert_close(b.library_var, torch.nn.functional.softplus((a.library_var - 1e-4).log()) + 1e-4)
+    with pytest.raises(ValueError, match="variance_activation"):
+        _encoder(variance_activation="square")
+
+
 def test_layer_norm_and_no_library_trunk():
     enc = _encoder(use_layer_norm=True, library=False)
     assert any(isinstance(m, torch.nn.LayerNorm) for m in enc.modules())

@@ -49,11 +49,14 @@ def test_training_defaults_follow_sysvi(cells):
 def test_the_vamp_prior_settings_are_kept_by_a_saved_model(cells, tmp_path):
     default = engine.SysVIModel(cells, "system", **SMALL).model
     assert default.prior.mixture == "per_dimension" and not default.std_as_variance
-    model = engine.SysVIModel(cells, "system", vamp_mixture="joint", std_as_variance=True, **SMALL)
+    model = engine.SysVIModel(cells, "system", vamp_mixture="joint", std_as_variance=True,
+                              encoder_variance="softplus", **SMALL)
     model.train(max_epochs=1, batch_size=64)
     model.save(tmp_path / "joint")
-    loaded = engine.SysVIModel.load(tmp_path / "joint", cells).model
-    assert loaded.prior.mixture == "joint" and loaded.std_as_variance
+    loaded = engine.SysVIModel.load(tmp_path / "joint", cells)
+    assert loaded.model.prior.mixture == "joint" and loaded.model.std_as_variance
+    assert loaded.config.encoder_variance == "softplus"
+    np.testing.assert_allclose(loaded.latent(), model.latent(), atol=1e-6)
 
 
 def test_write_save_load_and_new_cells_of_known_systems(cells, tmp_path):
