@@ -38,7 +38,8 @@ softplus(head) where ours, after TOTALVI, is exp(head): --encoder-variance softp
 
     .venv/bin/python bench/sysvi.py [--cells 20000] [--genes 2000] [--epochs 3] [--repeats 2]
         [--system-effect 0.3] [--threads 1] [--seeds 0 [1 ...]] [--cycle-input other_system|own_system]
-        [--std-as-variance] [--encoder-variance exp|softplus] [--scvi-python /work/scvi-venv/bin/python] [--json-out bench/results/sysvi.json]
+        [--std-as-variance] [--encoder-variance exp|softplus]
+        [--scvi-python /work/scvi-venv/bin/python] [--json-out bench/results/sysvi.json]
 
 scvi-tools' environment (outside the repository; CPU torch first so it does not pull a CUDA one):
     python3.11 -m venv /work/scvi-venv
