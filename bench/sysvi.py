@@ -21,6 +21,12 @@ the metrics by more than the two tools differ (iLISI 0.17-0.50 over seeds 0-4 af
 so the closing table gives, per tool, the mean and the range over seeds, and how many seeds ours
 was at least as good on each metric.
 
+Real cells (--mixology [FOLDER]): the CellBench lung-cancer cell lines measured with CEL-seq2 and
+Drop-seq (../shared/data/scrna_mixology_systems; singlets, genes shared, read as
+tests/data/test_sysvi_mixology.py reads them, then engine.preprocess.rna with 2,000 genes), the
+platform as the system, no other covariate, cell_line as the label; the same cells for every seed.
+On 450 cells use --epochs 100 --batch-size 32, as the test does.
+
 Threads: both sides run with --threads torch threads (default 1); the 1-minute load average is
 printed beside each timing.
 
@@ -38,7 +44,7 @@ softplus(head) where ours, after TOTALVI, is exp(head): --encoder-variance softp
 
     .venv/bin/python bench/sysvi.py [--cells 20000] [--genes 2000] [--epochs 3] [--repeats 2]
         [--system-effect 0.3] [--threads 1] [--seeds 0 [1 ...]] [--cycle-input other_system|own_system]
-        [--std-as-variance] [--encoder-variance exp|softplus]
+        [--std-as-variance] [--encoder-variance exp|softplus] [--batch-size 128] [--mixology [FOLDER]]
         [--scvi-python /work/scvi-venv/bin/python] [--json-out bench/results/sysvi.json]
 
 scvi-tools' environment (outside the repository; CPU torch first so it does not pull a CUDA one):
@@ -63,15 +69,19 @@ import torch
 HERE = Path(__file__).resolve().parent
 SETTINGS = dict(n_latent=15, n_hidden=256, n_layers=2, dropout_rate=0.1, prior="vamp", n_prior_components=5,
                 cycle_weight=2.0)
-BATCH_SIZE = 128
+GENERATED = dict(system_key="system", batch_keys=["batch"], label_key="cell_type")
+MIXOLOGY = dict(system_key="platform", batch_keys=[], label_key="cell_line")
+MIXOLOGY_FOLDER = HERE.parent.parent / "shared" / "data" / "scrna_mixology_systems"
 
 
 def run_ours(adata, seed: int, args) -> dict:
     import engine
 
-    training = dict(batch_size=BATCH_SIZE, lr=1e-3, weight_decay=1e-6, max_epochs=args.epochs,
+    training = dict(batch_size=args.batch_size, lr=1e-3, weight_decay=1e-6, max_epochs=args.epochs,
                     validation_fraction=0.0, early_stopping_patience=None, seed=seed)
-    model = engine.SysVIModel(adata, "system", batch_keys=["batch"], device="cpu", training=training,
+    keys = args.keys
+    model = engine.SysVIModel(adata, keys["system_key"], batch_keys=keys["batch_keys"] or None, device="cpu",
+                              training=training,
                               cycle_input=args.cycle_input, std_as_variance=args.std_as_variance,
                               encoder_variance=args.encoder_variance, **SETTINGS)
     load_before = os.getloadavg()[0]
@@ -84,8 +94,9 @@ def run_ours(adata, seed: int, args) -> dict:
 
 def run_scvi(h5ad: Path, folder: Path, seed: int, args) -> dict:
     out = folder / "scvi_out.json"
-    command = [args.scvi_python, str(HERE / "sysvi_side.py"), str(h5ad), str(out), "--system-key", "system",
-               "--batch-keys", "batch", "--epochs", str(args.epochs), "--batch-size", str(BATCH_SIZE),
+    keys = args.keys
+    command = [args.scvi_python, str(HERE / "sysvi_side.py"), str(h5ad), str(out), "--system-key", keys["system_key"],
+               "--batch-keys", *keys["batch_keys"], "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
                "--n-latent", "15", "--n-hidden", "256", "--n-layers", "2", "--cycle-weight", "2",
                "--prior", "vamp", "--n-prior-components", "5", "--train-size", "1.0",
                "--threads", str(args.threads), "--seed", str(seed), "--accelerator", "cpu"]
@@ -98,19 +109,42 @@ def run_scvi(h5ad: Path, folder: Path, seed: int, args) -> dict:
             "latent": np.load(out.with_suffix(".npy"))}
 
 
-def metrics(latent, adata) -> dict:
+def metrics(latent, adata, keys: dict) -> dict:
     from engine.metrics import integration_metrics
 
-    table = integration_metrics(latent, adata.obs["system"].to_numpy(), adata.obs["cell_type"].to_numpy())
+    table = integration_metrics(latent, adata.obs[keys["system_key"]].to_numpy(), adata.obs[keys["label_key"]].to_numpy())
     return dict(zip(table["metric"], table["value"]))
 
 
-def bench_seed(seed: int, args) -> dict:
-    """One seed: its cells, --repeats interleaved rounds, and the metrics of the last round's latents."""
+def generated_cells(seed: int, args):
     from engine.data.simulate_systems import cells_from_systems
 
     adata = cells_from_systems(args.cells, args.genes, system_effect=args.system_effect, seed=seed)
     del adata.layers["counts"]
+    return adata
+
+
+def mixology_cells(folder: Path):
+    """The two platforms' singlets on their shared genes, log-normalised, 2,000 genes (the test's reader)."""
+    import sys
+
+    import anndata as ad
+
+    import engine
+
+    sys.path.insert(0, str(HERE.parent / "tests" / "data"))
+    from test_sysvi_mixology import PLATFORMS, read_platform
+
+    if not folder.is_dir():
+        raise SystemExit(f"no mixology data at {folder}: pass its folder to --mixology")
+    cells = ad.concat([read_platform(folder, platform, stem) for platform, stem in PLATFORMS.items()], join="inner")
+    engine.preprocess.rna(cells, n_top_genes=2000, subset=True)
+    return cells
+
+
+def bench_seed(seed: int, args) -> dict:
+    """One seed: its cells, --repeats interleaved rounds, and the metrics of the last round's latents."""
+    adata = mixology_cells(args.mixology) if args.mixology else generated_cells(seed, args)
     latents, rounds = {}, []
     with tempfile.TemporaryDirectory() as folder:
         h5ad = Path(folder) / "cells.h5ad"
@@ -126,7 +160,7 @@ def bench_seed(seed: int, args) -> dict:
                                               (("ours", ours), ("scvi-tools", scvi))}})
             print(f"seed {seed} round {round_ + 1}  ratio ours / scvi-tools: {ratio:.2f}x", flush=True)
     latents["PCA (uncorrected)"] = sc.pp.pca(adata.X.toarray(), n_comps=15, random_state=seed)
-    rows = {name: metrics(latent, adata) for name, latent in latents.items()}
+    rows = {name: metrics(latent, adata, args.keys) for name, latent in latents.items()}
     print(f"\n{'seed ' + str(seed):<20}" + "".join(f"{name:>20}" for name in rows))
     for metric in next(iter(rows.values())):
         print(f"{metric:<20}" + "".join(f"{rows[name][metric]:>20.3f}" for name in rows))
@@ -163,13 +197,17 @@ def main() -> None:
                         help="ours: scvi-tools' variances (standard deviations where variances go)")
     parser.add_argument("--encoder-variance", choices=["exp", "softplus"], default="exp",
                         help="ours: the encoder's variance from its head, exp (TOTALVI) or softplus (scvi-tools)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--mixology", nargs="?", type=Path, const=MIXOLOGY_FOLDER, default=None,
+                        help="the CellBench platforms (real cells) instead of generated ones")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--scvi-python", default="/work/scvi-venv/bin/python")
     parser.add_argument("--json-out", default=str(HERE / "results" / "sysvi.json"))
     args = parser.parse_args()
+    args.keys = MIXOLOGY if args.mixology else GENERATED
     torch.set_num_threads(args.threads)
-    print(f"{args.cells:,} cells x {args.genes:,} genes, {args.epochs} epochs per run, {args.threads} thread(s), "
-          f"seeds {args.seeds}")
+    cells = f"mixology from {args.mixology}" if args.mixology else f"{args.cells:,} cells x {args.genes:,} genes"
+    print(f"{cells}, {args.epochs} epochs per run, batch {args.batch_size}, {args.threads} thread(s), seeds {args.seeds}")
     per_seed = {seed: bench_seed(seed, args) for seed in args.seeds}
     total = summary(per_seed)
     ratio = total["ratio"]
@@ -179,7 +217,8 @@ def main() -> None:
     for metric, row in total["metrics"].items():
         cells = [f"{row[t]['mean']:.3f} ({row[t]['min']:.3f}-{row[t]['max']:.3f})" for t in ("ours", "scvi-tools")]
         print(f"{metric:<20}{cells[0]:>26}{cells[1]:>28}{row['ours_at_least_as_good']:>14} of {len(args.seeds)}")
-    settings = {k: v for k, v in vars(args).items() if k not in ("scvi_python", "json_out")}
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                if k not in ("scvi_python", "json_out", "keys")}
     Path(args.json_out).write_text(json.dumps({"settings": settings, "seeds": per_seed, "summary": total}, indent=2))
     print(f"wrote {args.json_out}")
 
