@@ -4,8 +4,8 @@ needs one.
 Two fully connected trunks see the input with the one-hot covariates injected into every hidden
 layer: a deep one for the latent z and a one-layer one for the log library size l. Both heads give
 a mean and a variance (exp(head) + 1e-4, so a variance never reaches zero; softplus(head) + 1e-4
-with `variance_activation='softplus'`, as scvi-tools' SysVI encoder computes it, which grows
-linearly rather than exponentially in the head):
+with `variance_activation='softplus'`, the activation of scvi-tools' SysVI encoder, which has no
+floor; softplus grows linearly rather than exponentially in the head):
 
     q(z | x) = N(m_z, v_z),   untran_z ~ q(z | x) (reparameterised),
     z = softmax(untran_z) for distribution 'ln' (the logistic normal: z lies on the simplex),
