@@ -1,7 +1,11 @@
 """Choosing the training device and the optional bf16 autocast.
 
-bf16 autocast is only offered on CUDA: on the CPU it is slower than float32 for our small layers,
-and MPS autocast support is partial, so elsewhere the request is ignored with a warning.
+bf16 autocast runs the matrix products in bfloat16; weights, optimiser state and the losses stay
+float32. It pays on CUDA and on CPUs that compute bf16 natively (AVX512-BF16 or AMX): there a
+cells x 2,000 genes x 256 hidden product, SysVI's largest, takes half the time (128 cells, one
+thread: 0.65 ms against 1.35 ms) and a SysVI step 22.5 ms against 40.7 ms. On other CPUs, and for
+small layers, casting can cost more than it saves, so it is off unless asked. MPS autocast support
+is partial, so there the request is ignored with a warning.
 """
 from __future__ import annotations
 
@@ -44,12 +48,18 @@ def canonical_device(device: str | torch.device) -> torch.device:
     return device
 
 
-def autocast_for(device: torch.device, bf16: bool):
-    """A factory of autocast contexts: bf16 on CUDA when asked, otherwise a no-op context."""
-    if bf16 and device.type != "cuda":
-        warnings.warn(
-            f"bf16 autocast is only used on CUDA; training on {device} in float32", stacklevel=3
-        )
-    if bf16 and device.type == "cuda":
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+AUTOCAST_DEVICES = ("cuda", "cpu")
+
+
+def autocasts(device: torch.device, bf16: bool) -> bool:
+    """Whether training on `device` runs under bf16 autocast (asked for, and offered there)."""
+    if bf16 and device.type not in AUTOCAST_DEVICES:
+        warnings.warn(f"bf16 autocast is only used on CUDA and the CPU; training on {device} in float32", stacklevel=3)
+    return bf16 and device.type in AUTOCAST_DEVICES
+
+
+def autocast_for(device: torch.device, autocasting: bool):
+    """A factory of autocast contexts: bf16 when `autocasting` (see `autocasts`), otherwise no-op ones."""
+    if autocasting:
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext

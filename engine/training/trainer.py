@@ -34,7 +34,7 @@ from engine.training.checkpoint import (
     set_rng_state,
 )
 from engine.training.control import RunControl
-from engine.training.devices import autocast_for, canonical_device
+from engine.training.devices import autocast_for, autocasts, canonical_device
 from engine.training.distributed import DistributedContext
 from engine.training.early_stopping import EarlyStopping
 from engine.training.events import EventLog
@@ -152,10 +152,11 @@ class Trainer:
                 "build CellBatches with device=context.device"
             )
         controller.model.to(self.device)
-        self._autocast = autocast_for(self.device, bf16)
+        autocasting = autocasts(self.device, bf16)
+        self._autocast = autocast_for(self.device, autocasting)
         # Under DDP or autocast the trainer must wrap the forward, so a step becomes
         # train(suppress_backward=True) inside the wrapper, then backward_step outside it.
-        self._split_step = distributed is not None or (bf16 and self.device.type == "cuda")
+        self._split_step = distributed is not None or autocasting
         self._rank = distributed.rank if distributed else 0
         self._world = distributed.world_size if distributed else 1
         self._is_main = self._rank == 0

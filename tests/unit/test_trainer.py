@@ -3,6 +3,7 @@ import json
 import math
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from toy_controller import ToyController, toy_cells
 
 from engine import EventLog, Trainer
 from engine.training import Phase, Story
+from engine.training.devices import autocasts
 
 TERMS = ["total", "recon", "value", "raw/recon", "raw/value"]
 
@@ -237,11 +239,24 @@ def test_train_cells_and_jsonl_and_progress(tmp_path, capsys):
     assert "8/8" in capsys.readouterr().err
 
 
-def test_bf16_is_ignored_with_a_warning_off_cuda():
+def test_bf16_autocast_on_the_cpu_runs_the_products_in_bf16_and_keeps_float32_weights():
     cells, controller = _toy()
+    seen = []
+    controller.model.trunk.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    before = [p.detach().clone() for p in controller.model.parameters()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = Trainer(controller, cells, max_epochs=1, batch_size=32, bf16=True, progress=False).run()
+    assert run.state == "finished" and np.isfinite(run.history()["total"]).all()
+    assert seen and set(seen) == {torch.bfloat16}
+    for old, new in zip(before, controller.model.parameters()):
+        assert new.dtype == torch.float32 and not torch.equal(old, new)
+
+
+def test_bf16_is_ignored_with_a_warning_where_autocast_is_not_offered():
     with pytest.warns(UserWarning, match="bf16"):
-        trainer = Trainer(controller, cells, max_epochs=1, bf16=True, progress=False)
-    assert trainer.run().state == "finished"
+        assert not autocasts(torch.device("mps"), True)
+    assert autocasts(torch.device("cpu"), True) and not autocasts(torch.device("cpu"), False)
 
 
 def test_bad_settings_are_refused():
