@@ -96,6 +96,14 @@ class Controller(ABC):
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
         self.optimizer.step()
 
+    def finish_step(self, total: torch.Tensor, suppress_backward: bool) -> torch.Tensor:
+        """The end of `train`: step on `total` and return it detached, or, with `suppress_backward`
+        (the Trainer backpropagates itself under DDP or autocast), return it with its graph."""
+        if suppress_backward:
+            return total
+        self.backward_step(total)
+        return total.detach()
+
     # -- state -----------------------------------------------------------------------------
     def config(self) -> dict:
         """A JSON-able description that rebuilds this controller (saved in checkpoints)."""

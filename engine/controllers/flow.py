@@ -39,9 +39,7 @@ class FlowController(Controller):
         prior_fit = -log_probs.logsumexp(dim=1).mean()
         volume = -log_det.mean()
         total = prior_fit + volume
-        if not suppress_backward:
-            self.backward_step(total)
-        return {"total": total.detach(), "prior_fit": prior_fit.detach(), "volume": volume.detach()}
+        return {"total": self.finish_step(total, suppress_backward), "prior_fit": prior_fit.detach(), "volume": volume.detach()}
 
     def config(self) -> dict:
         return self.cfg.model_dump(mode="json")
