@@ -42,9 +42,13 @@ and the VampPrior's components take variances; ours passes variances unless this
 scvi-tools' computation (engine.SysVAE's `std_as_variance`). Its encoder's variance is
 softplus(head) where ours, after TOTALVI, is exp(head): --encoder-variance softplus.
 
+Precision (--bf16): both sides run their matrix products under bf16 autocast, ours with the
+training setting bf16=True, scvi-tools with Lightning's precision="bf16-mixed"; weights and
+optimiser stay float32 on both. It pays on a CPU that computes bf16 natively (AVX512-BF16, AMX).
+
     .venv/bin/python bench/sysvi.py [--cells 20000] [--genes 2000] [--epochs 3] [--repeats 2]
         [--system-effect 0.3] [--threads 1] [--seeds 0 [1 ...]] [--cycle-input other_system|own_system]
-        [--std-as-variance] [--encoder-variance exp|softplus] [--batch-size 128] [--mixology [FOLDER]]
+        [--std-as-variance] [--encoder-variance exp|softplus] [--batch-size 128] [--bf16] [--mixology [FOLDER]]
         [--scvi-python /work/scvi-venv/bin/python] [--json-out bench/results/sysvi.json]
 
 scvi-tools' environment (outside the repository; CPU torch first so it does not pull a CUDA one):
@@ -78,7 +82,7 @@ def run_ours(adata, seed: int, args) -> dict:
     import engine
 
     training = dict(batch_size=args.batch_size, lr=1e-3, weight_decay=1e-6, max_epochs=args.epochs,
-                    validation_fraction=0.0, early_stopping_patience=None, seed=seed)
+                    validation_fraction=0.0, early_stopping_patience=None, seed=seed, bf16=args.bf16)
     keys = args.keys
     model = engine.SysVIModel(adata, keys["system_key"], batch_keys=keys["batch_keys"] or None, device="cpu",
                               training=training,
@@ -99,7 +103,8 @@ def run_scvi(h5ad: Path, folder: Path, seed: int, args) -> dict:
                "--batch-keys", *keys["batch_keys"], "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
                "--n-latent", "15", "--n-hidden", "256", "--n-layers", "2", "--cycle-weight", "2",
                "--prior", "vamp", "--n-prior-components", "5", "--train-size", "1.0",
-               "--threads", str(args.threads), "--seed", str(seed), "--accelerator", "cpu"]
+               "--threads", str(args.threads), "--seed", str(seed), "--accelerator", "cpu",
+               "--precision", "bf16-mixed" if args.bf16 else "32-true"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"scvi-tools side failed ({done.returncode}):\n{done.stderr[-4000:]}")
@@ -199,6 +204,7 @@ def main() -> None:
     parser.add_argument("--encoder-variance", choices=["exp", "softplus"], default="exp",
                         help="ours: the encoder's variance from its head, exp (TOTALVI) or softplus (scvi-tools)")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--bf16", action="store_true", help="both sides: matrix products under bf16 autocast")
     parser.add_argument("--mixology", nargs="?", type=Path, const=MIXOLOGY_FOLDER, default=None,
                         help="the CellBench platforms (real cells) instead of generated ones")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -208,7 +214,9 @@ def main() -> None:
     args.keys = MIXOLOGY if args.mixology else GENERATED
     torch.set_num_threads(args.threads)
     cells = f"mixology from {args.mixology}" if args.mixology else f"{args.cells:,} cells x {args.genes:,} genes"
-    print(f"{cells}, {args.epochs} epochs per run, batch {args.batch_size}, {args.threads} thread(s), seeds {args.seeds}")
+    precision = "bf16 autocast" if args.bf16 else "float32"
+    print(f"{cells}, {args.epochs} epochs per run, batch {args.batch_size}, {args.threads} thread(s), {precision}, "
+          f"seeds {args.seeds}")
     real_cells = mixology_cells(args.mixology) if args.mixology else None  # read once, for every seed
     per_seed = {seed: bench_seed(seed, args, real_cells) for seed in args.seeds}
     total = summary(per_seed)

@@ -3,7 +3,7 @@
     /work/scvi-venv/bin/python bench/sysvi_side.py CELLS.h5ad OUT.json --system-key system
         [--batch-keys b ...] [--epochs 5] [--batch-size 128] [--n-latent 15] [--n-hidden 256]
         [--n-layers 2] [--cycle-weight 2] [--prior vamp] [--n-prior-components 5]
-        [--train-size 1.0] [--threads 1] [--seed 0] [--accelerator auto] [--make-demo]
+        [--train-size 1.0] [--threads 1] [--seed 0] [--accelerator auto] [--precision 32-true] [--make-demo]
 
 Reads the cells (.h5ad; X must hold log-normalised expression, as SysVI expects), registers them
 with `scvi.external.SysVI.setup_anndata(batch_key=SYSTEM, categorical_covariate_keys=BATCH KEYS)`,
@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads; 0 = torch's default")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu")
+    parser.add_argument("--precision", default="32-true", help="Lightning precision: 32-true, or bf16-mixed (autocast)")
     parser.add_argument("--make-demo", action="store_true", help="write a small synthetic CELLS.h5ad first")
     args = parser.parse_args()
 
@@ -128,6 +129,7 @@ def main() -> None:
         train_size=args.train_size,
         check_val_every_n_epoch=None,
         accelerator=args.accelerator,
+        precision=args.precision,
         enable_progress_bar=False,
         enable_model_summary=False,
     )
@@ -161,6 +163,7 @@ def main() -> None:
             "n_prior_components": args.n_prior_components,
             "train_size": args.train_size,
             "validation": False,
+            "precision": args.precision,
         },
         "seconds": seconds,
         "epochs": epochs,
