@@ -106,17 +106,23 @@ class EncoderTOTALVI(nn.Module):
             blocks.append(cont.to(x.dtype))
         return torch.cat(blocks, dim=-1) if blocks else None
 
+    def _gaussian(self, h: torch.Tensor, mean: nn.Linear, log_var: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+        """A head's mean and variance, in float32 even under bf16 autocast: the sample, the KL and
+        the cycle compare differences that bf16's 8-bit mantissa would round away (the heads are
+        small, so this costs nothing)."""
+        with torch.autocast(h.device.type, enabled=False):
+            h = h.float()
+            return mean(h), self._positive(log_var(h)) + VARIANCE_FLOOR
+
     def forward(self, x: torch.Tensor, *cat_list: torch.Tensor, cont: torch.Tensor | None = None) -> EncoderOutput:
         if len(cat_list) != len(self._keep):
             raise ValueError(f"the encoder was built for {len(self._keep)} categorical covariates, got {len(cat_list)}")
         cov = self.covariates(x, cat_list, cont)
-        h = self.z_trunk(x, cov)
-        z_mean, z_var = self.z_mean(h), self._positive(self.z_log_var(h)) + VARIANCE_FLOOR
+        z_mean, z_var = self._gaussian(self.z_trunk(x, cov), self.z_mean, self.z_log_var)
         untran_z = z_mean + z_var.sqrt() * torch.randn_like(z_mean)
         z = untran_z.softmax(dim=-1) if self.distribution == "ln" else untran_z
         if self.library_trunk is None:
             return EncoderOutput(z_mean, z_var, untran_z, z, None, None, None)
-        h = self.library_trunk(x, cov)
-        l_mean, l_var = self.library_mean(h), self._positive(self.library_log_var(h)) + VARIANCE_FLOOR
+        l_mean, l_var = self._gaussian(self.library_trunk(x, cov), self.library_mean, self.library_log_var)
         log_library = (l_mean + l_var.sqrt() * torch.randn_like(l_mean)).clamp(max=LOG_LIBRARY_CLAMP)
         return EncoderOutput(z_mean, z_var, untran_z, z, l_mean, l_var, log_library.exp())

@@ -77,6 +77,17 @@ def test_the_variance_activation_is_exp_or_softplus_of_the_same_head():
         _encoder(variance_activation="square")
 
 
+def test_under_bf16_autocast_the_trunk_runs_in_bf16_and_the_distributions_stay_float32():
+    encoder = _encoder(distribution="normal")
+    trunk = []
+    encoder.z_trunk.register_forward_hook(lambda module, args, out: trunk.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = encoder(torch.randn(20, 30), *_codes())
+    assert trunk == [torch.bfloat16]
+    for value in (out.z_mean, out.z_var, out.untran_z, out.library_mean, out.library_var, out.library):
+        assert value.dtype == torch.float32
+
+
 def test_layer_norm_and_no_library_trunk():
     enc = _encoder(use_layer_norm=True, library=False)
     assert any(isinstance(m, torch.nn.LayerNorm) for m in enc.modules())
