@@ -34,7 +34,7 @@ SETTINGS = "model settings"
 SEE_TRAINING = "the training options (in 3 · Train) have a problem: see them there"
 NEXT_AFTER_BUILD = "Next: open 3 · Train, set how long to train, and press Start."
 TRAINING_WORDS = {"max_epochs": "epochs", "batch_size": "cells per step", "lr": "learning rate",
-                  "story": "order of training"}
+                  "bf16": "faster arithmetic", "story": "order of training"}
 
 
 @dataclass

@@ -159,7 +159,14 @@ def test_detach_and_two_phase_story_become_task_settings(builder):
 
 
 def test_training_options_without_story(builder):
-    assert builder.training_options() == {"max_epochs": 30, "batch_size": 256, "lr": 1e-3, "story": None}
+    assert builder.training_options() == {"max_epochs": 30, "batch_size": 256, "lr": 1e-3, "bf16": False, "story": None}
+
+
+def test_faster_arithmetic_reaches_the_trainer(builder):
+    builder.set_phenotype("bulk_labels")
+    builder.training._bf16.value = True
+    trainer = builder.build_model().trainer(**builder.training_options(), progress=False)
+    assert trainer.training.bf16 and builder.config().training.bf16
 
 
 def test_build_model_stores_a_model_whose_heads_match(builder):
