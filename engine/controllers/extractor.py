@@ -157,7 +157,8 @@ class ExtractorController(Controller):
 
         weighted = {term: value * self.weight(term) for term, value in raw.items()}
         total = torch.stack(list(weighted.values())).sum()
-        report = {"total": self.finish_step(total, suppress_backward), **{term: value.detach() for term, value in weighted.items()}}
+        report = {"total": self.finish_step(total, suppress_backward),
+                  **{term: value.detach() for term, value in weighted.items()}}
         if save_raw_loss:
             report |= {f"raw/{term}": value.detach() for term, value in raw.items()}
         return report

@@ -39,7 +39,8 @@ class FlowController(Controller):
         prior_fit = -log_probs.logsumexp(dim=1).mean()
         volume = -log_det.mean()
         total = prior_fit + volume
-        return {"total": self.finish_step(total, suppress_backward), "prior_fit": prior_fit.detach(), "volume": volume.detach()}
+        return {"total": self.finish_step(total, suppress_backward), "prior_fit": prior_fit.detach(),
+                "volume": volume.detach()}
 
     def config(self) -> dict:
         return self.cfg.model_dump(mode="json")

@@ -34,8 +34,8 @@ class SysVIController(Controller):
         losses = self.model.loss(tensors, inference, generative, kl_weight=cfg.kl_weight,
                                  reconstruction_weight=cfg.reconstruction_weight,
                                  z_distance_cycle_weight=cfg.cycle_weight)
-        out = {"total": self.finish_step(losses["loss"], suppress_backward), "reconstruction": losses["reconstruction_loss"].detach(),
-               "kl": losses["kl_local"].detach()}
+        out = {"total": self.finish_step(losses["loss"], suppress_backward),
+               "reconstruction": losses["reconstruction_loss"].detach(), "kl": losses["kl_local"].detach()}
         if "cycle_loss" in losses:
             out["cycle"] = losses["cycle_loss"].detach()
         return out

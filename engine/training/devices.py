@@ -1,9 +1,9 @@
 """Choosing the training device and the optional bf16 autocast.
 
-bf16 autocast runs the matrix products in bfloat16; weights, optimiser state and the losses stay
-float32. It pays on CUDA and on CPUs that compute bf16 natively (AVX512-BF16 or AMX): there a
-cells x 2,000 genes x 256 hidden product, SysVI's largest, takes half the time (128 cells, one
-thread: 0.65 ms against 1.35 ms) and a SysVI step 22.5 ms against 40.7 ms. On other CPUs, and for
+bf16 autocast runs the matrix products in bfloat16; weights and optimiser state stay float32. It
+pays on CUDA and on CPUs that compute bf16 natively (AVX512-BF16 or AMX): there a cells x 2,000
+genes x 256 hidden product, SysVI's largest, takes half the time (128 cells, one thread: 0.65 ms
+against 1.35 ms) and SysVI trains about 1.5x as fast (bench/sysvi.py --bf16). On other CPUs, and for
 small layers, casting can cost more than it saves, so it is off unless asked. MPS autocast support
 is partial, so there the request is ignored with a warning.
 """
