@@ -26,6 +26,11 @@ Drop-seq (../shared/data/scrna_mixology_systems; singlets, genes shared, read as
 tests/data/test_sysvi_mixology.py reads them, then engine.preprocess.rna with 2,000 genes), the
 platform as the system, no other covariate, cell_line as the label; the same cells for every seed.
 On 450 cells use --epochs 100 --batch-size 32, as the test does.
+Real cells (--marrow [FILE]): SCUBA's bone marrow and blood cells
+(../shared/data/scrna_scuba_bm_pbmc, 250 cells x 462 targeted genes, log-normalised X as
+shipped), the tissue (obs Batch) as the system, no other covariate, the condensed cell type as
+the label with the two tissues' monocytes merged (as tests/data/test_guided_scuba.py scores
+them); the same advice, --epochs 100 --batch-size 32.
 
 Threads: both sides run with --threads torch threads (default 1); the 1-minute load average is
 printed beside each timing.
@@ -49,6 +54,7 @@ optimiser stay float32 on both. It pays on a CPU that computes bf16 natively (AV
     .venv/bin/python bench/sysvi.py [--cells 20000] [--genes 2000] [--epochs 3] [--repeats 2]
         [--system-effect 0.3] [--threads 1] [--seeds 0 [1 ...]] [--cycle-input other_system|own_system]
         [--std-as-variance] [--encoder-variance exp|softplus] [--batch-size 128] [--bf16] [--mixology [FOLDER]]
+        [--marrow [FILE]]
         [--scvi-python /work/scvi-venv/bin/python] [--json-out bench/results/sysvi.json]
 
 scvi-tools' environment (outside the repository; CPU torch first so it does not pull a CUDA one):
@@ -76,6 +82,9 @@ SETTINGS = dict(n_latent=15, n_hidden=256, n_layers=2, dropout_rate=0.1, prior="
 GENERATED = dict(system_key="system", batch_keys=["batch"], label_key="cell_type")
 MIXOLOGY = dict(system_key="platform", batch_keys=[], label_key="cell_line")
 MIXOLOGY_FOLDER = HERE.parent.parent / "shared" / "data" / "scrna_mixology_systems"
+MARROW = dict(system_key="Batch", batch_keys=[], label_key="cell_type")
+MARROW_FILE = HERE.parent.parent / "shared" / "data" / "scrna_scuba_bm_pbmc" / "AML_h5ad.h5ad"
+MERGED_MONOCYTES = {"BM Monocytes": "Monocytes", "PBMC Monocytes": "Monocytes"}
 
 
 def run_ours(adata, seed: int, args) -> dict:
@@ -147,6 +156,19 @@ def mixology_cells(folder: Path):
     return cells
 
 
+def marrow_cells(path: Path):
+    """SCUBA's bone marrow and blood cells as shipped (log-normalised, all 462 genes), with the
+    condensed cell type, monocytes of both tissues merged, as `cell_type`."""
+    import engine
+
+    if not path.is_file():
+        raise SystemExit(f"no SCUBA data at {path}: pass its .h5ad to --marrow")
+    cells = engine.read(path)
+    cells.obs["cell_type"] = cells.obs["condensed_cell_type"].astype(str).replace(MERGED_MONOCYTES)
+    del cells.layers["counts"]
+    return cells
+
+
 def bench_seed(seed: int, args, real_cells=None) -> dict:
     """One seed: its cells (`real_cells`, the same for every seed, or generated with the seed),
     --repeats interleaved rounds, and the metrics of the last round's latents."""
@@ -207,17 +229,23 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="both sides: matrix products under bf16 autocast")
     parser.add_argument("--mixology", nargs="?", type=Path, const=MIXOLOGY_FOLDER, default=None,
                         help="the CellBench platforms (real cells) instead of generated ones")
+    parser.add_argument("--marrow", nargs="?", type=Path, const=MARROW_FILE, default=None,
+                        help="SCUBA's bone marrow and blood cells (real cells, tissue as the system)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--scvi-python", default="/work/scvi-venv/bin/python")
     parser.add_argument("--json-out", default=str(HERE / "results" / "sysvi.json"))
     args = parser.parse_args()
-    args.keys = MIXOLOGY if args.mixology else GENERATED
+    if args.mixology and args.marrow:
+        parser.error("--mixology and --marrow are two data sets: pick one")
+    args.keys = MIXOLOGY if args.mixology else MARROW if args.marrow else GENERATED
     torch.set_num_threads(args.threads)
-    cells = f"mixology from {args.mixology}" if args.mixology else f"{args.cells:,} cells x {args.genes:,} genes"
+    cells = (f"mixology from {args.mixology}" if args.mixology else f"SCUBA from {args.marrow}" if args.marrow
+             else f"{args.cells:,} cells x {args.genes:,} genes")
     precision = "bf16 autocast" if args.bf16 else "float32"
     print(f"{cells}, {args.epochs} epochs per run, batch {args.batch_size}, {args.threads} thread(s), {precision}, "
           f"seeds {args.seeds}")
-    real_cells = mixology_cells(args.mixology) if args.mixology else None  # read once, for every seed
+    real_cells = (mixology_cells(args.mixology) if args.mixology else marrow_cells(args.marrow) if args.marrow
+                  else None)  # read once, for every seed
     per_seed = {seed: bench_seed(seed, args, real_cells) for seed in args.seeds}
     total = summary(per_seed)
     ratio = total["ratio"]
