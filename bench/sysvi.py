@@ -169,6 +169,16 @@ def marrow_cells(path: Path):
     return cells
 
 
+def chosen_cells(args) -> tuple[dict, object, str]:
+    """The data set asked for: its keys, its real cells (read once, for every seed; None for
+    generated cells, which each seed makes) and a description."""
+    if args.mixology:
+        return MIXOLOGY, mixology_cells(args.mixology), f"mixology from {args.mixology}"
+    if args.marrow:
+        return MARROW, marrow_cells(args.marrow), f"SCUBA from {args.marrow}"
+    return GENERATED, None, f"{args.cells:,} cells x {args.genes:,} genes"
+
+
 def bench_seed(seed: int, args, real_cells=None) -> dict:
     """One seed: its cells (`real_cells`, the same for every seed, or generated with the seed),
     --repeats interleaved rounds, and the metrics of the last round's latents."""
@@ -237,15 +247,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.mixology and args.marrow:
         parser.error("--mixology and --marrow are two data sets: pick one")
-    args.keys = MIXOLOGY if args.mixology else MARROW if args.marrow else GENERATED
     torch.set_num_threads(args.threads)
-    cells = (f"mixology from {args.mixology}" if args.mixology else f"SCUBA from {args.marrow}" if args.marrow
-             else f"{args.cells:,} cells x {args.genes:,} genes")
+    args.keys, real_cells, cells = chosen_cells(args)
     precision = "bf16 autocast" if args.bf16 else "float32"
     print(f"{cells}, {args.epochs} epochs per run, batch {args.batch_size}, {args.threads} thread(s), {precision}, "
           f"seeds {args.seeds}")
-    real_cells = (mixology_cells(args.mixology) if args.mixology else marrow_cells(args.marrow) if args.marrow
-                  else None)  # read once, for every seed
     per_seed = {seed: bench_seed(seed, args, real_cells) for seed in args.seeds}
     total = summary(per_seed)
     ratio = total["ratio"]

@@ -20,10 +20,10 @@ FROM_START = "everything from the start"
 HELP = "How long and how fast the built model learns; Start below begins the run."
 ORDER_HELP = ("Order of training (in ML terms, the training story): learn everything at once, or first learn "
               "to reproduce expression alone for a few epochs and then add what you switched on in 2 · Model.")
-BF16_HELP = ("Faster arithmetic: the large matrix products in 16-bit numbers (bf16). About 1.5x faster for "
-             "integration over 2,000 genes on GPUs and on processors that compute bf16 themselves (recent Intel "
-             "Xeon, AMD EPYC); slower on other processors and for small models. Results differ slightly from a "
-             "run without it.")
+BF16_HELP = ("Faster arithmetic: the large matrix products in 16-bit numbers (bf16). On a processor that computes "
+             "bf16 itself (recent Intel Xeon and AMD EPYC) integration over 2,000 genes trained about 1.5x as fast; "
+             "GPUs compute bf16 too. Slower on other processors and for small models. Results differ slightly from "
+             "a run without it.")
 
 
 class TrainingOptions(pn.viewable.Viewer):
