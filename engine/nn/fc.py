@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from engine.nn.dropout import Dropout
+
 _NORMS = ("batch", "layer", "none")
 _ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 SCVI_BATCH_NORM = dict(norm_momentum=0.01, norm_eps=1e-3)  # scvi-tools' FCLayers, for blocks after theirs
@@ -65,7 +67,7 @@ class FCStack(nn.Module):
             else:
                 self.posts.append(
                     nn.Sequential(_norm(norm, d, norm_momentum, norm_eps), _ACTIVATIONS[activation](),
-                                  nn.Dropout(dropout))
+                                  Dropout(dropout))
                 )
             prev = d
         self.out_dim = prev
