@@ -7,7 +7,8 @@ generated cells (--cells x --genes, 2 systems, batch 128, the bench/sysvi.py arc
 with PyTorch's dropout put back, trained in alternating blocks of 40 steps (--blocks per side,
 the order flipped every block, the first block left out as warm-up) in one process; the time is
 the thread's CPU time, which a busy neighbour disturbs less than wall time. Printed: each side's
-median ms per step and the median and range of the per-block ratio ours / PyTorch's.
+median ms per step and the median and range of the per-block ratio ours / PyTorch's; written to
+bench/results/dropout.json.
 
     .venv/bin/python bench/dropout.py [--cells 20000] [--genes 2000] [--blocks 12] [--threads 1] [--bf16]
 """
@@ -23,6 +24,7 @@ from torch import nn
 import engine
 from engine.data.simulate_systems import cells_from_systems
 from engine.nn.dropout import Dropout
+from results_file import save
 
 STEPS_PER_BLOCK = 40
 
@@ -82,10 +84,13 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="the SysVI steps under bf16 autocast")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    calls = {}
     for dtype in (torch.float32, torch.bfloat16):
-        torch_us, ours_us = (per_call(layer, dtype, args.calls) for layer in (nn.Dropout(0.1), Dropout(0.1)))
-        print(f"one call, 128 x 256 {str(dtype).removeprefix('torch.')}: PyTorch's {torch_us:.0f} us, "
-              f"ours {ours_us:.0f} us (forward and backward)")
+        name = str(dtype).removeprefix("torch.")
+        calls[name] = {side: per_call(layer, dtype, args.calls) for side, layer in
+                       (("torch_us", nn.Dropout(0.1)), ("ours_us", Dropout(0.1)))}
+        print(f"one call, 128 x 256 {name}: PyTorch's {calls[name]['torch_us']:.0f} us, "
+              f"ours {calls[name]['ours_us']:.0f} us (forward and backward)")
     times = step_blocks(args)
     ratios = [o / t for o, t in zip(times["ours"], times["torch"])]
     precision = "bf16 autocast" if args.bf16 else "float32"
@@ -93,6 +98,8 @@ def main() -> None:
           f"{statistics.median(times['torch']):.2f} ms, ours {statistics.median(times['ours']):.2f} ms (medians of "
           f"{args.blocks} blocks); ours / PyTorch's per block {statistics.median(ratios):.3f} "
           f"({min(ratios):.3f}-{max(ratios):.3f})")
+    save("dropout", {"settings": vars(args), "per_call": calls, "step_ms": times,
+                     "ratio_median": statistics.median(ratios), "ratio_range": [min(ratios), max(ratios)]})
 
 
 if __name__ == "__main__":
