@@ -25,6 +25,7 @@ import engine
 from engine.data.simulate_systems import cells_from_systems
 from engine.nn.dropout import Dropout
 from results_file import save
+from sysvi import SETTINGS
 
 STEPS_PER_BLOCK = 40
 
@@ -49,9 +50,8 @@ def torch_dropout_back(model) -> None:
 
 def step_blocks(args) -> dict[str, list[float]]:
     adata = cells_from_systems(args.cells, args.genes, system_effect=0.3, seed=0)
-    settings = dict(n_latent=15, n_hidden=256, n_layers=2, dropout_rate=0.1, prior="vamp", n_prior_components=5,
-                    cycle_weight=2.0, device="cpu")
-    models = {side: engine.SysVIModel(adata, "system", batch_keys=["batch"], **settings) for side in ("torch", "ours")}
+    models = {side: engine.SysVIModel(adata, "system", batch_keys=["batch"], device="cpu", **SETTINGS)
+              for side in ("torch", "ours")}
     torch_dropout_back(models["torch"])
     batches = list(models["ours"].batches.batches(128, models["ours"].batches.cell_index(None), shuffle=True,
                                                   seed=0))[:STEPS_PER_BLOCK]
