@@ -22,6 +22,7 @@ from engine.data.errors import InputError
 from engine.data.read import read
 from engine.families import family_class
 from engine.training.checkpoint import remove_stale_temporaries
+from engine.training.distributed import DistributedContext
 from engine.training.trainer import LAST_CHECKPOINT
 
 PREPROCESS = {"rna": preprocess.rna, "cytometry": preprocess.cytometry}
@@ -112,14 +113,16 @@ def _open_out(out: Path, previous: list[Path], *, overwrite: bool) -> None:
 
 
 def train(args: argparse.Namespace) -> int:
-    family = _family(args.config)
-    distributed = None
-    device = args.device
+    """Train on one device, or as one rank of a torchrun job (leaving its process group on the way out)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from engine.training.distributed import DistributedContext
+        with DistributedContext.from_env() as distributed:
+            return _train(args, distributed)
+    return _train(args, None)
 
-        distributed = DistributedContext.from_env()
-        device = distributed.device
+
+def _train(args: argparse.Namespace, distributed: DistributedContext | None) -> int:
+    family = _family(args.config)
+    device = args.device if distributed is None else distributed.device
     is_main = distributed is None or distributed.is_main
     resume = _resume_path(args.resume) if args.resume is not None else None
     out = args.out

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from toy_controller import ToyController, toy_cells
 
-from engine.training import DistributedContext, Phase, Story, Trainer
+from engine.training import DistributedContext, Phase, Story, Trainer, exit_rank
 
 TASKS = [{"terms": ["recon"]}, {"terms": ["value"]}]
 STORY = Story(
@@ -39,6 +39,7 @@ def main(out: Path) -> None:
         out / f"rank{context.rank}.pt",
     )
     context.close()
+    exit_rank(0)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The training runtime: Trainer, event stream, schedules and stories, checkpoints, devices, DDP."""
 from engine.training.checkpoint import load_checkpoint, save_checkpoint
 from engine.training.devices import resolve_device
-from engine.training.distributed import DistributedContext
+from engine.training.distributed import DistributedContext, exit_rank
 from engine.training.events import Event, EventLog
 from engine.training.jsonl import JsonlFollower, write_jsonl
 from engine.training.result import TrainingRun
@@ -20,6 +20,7 @@ __all__ = [
     "TrainerStatus",
     "TrainingRun",
     "WeightSchedule",
+    "exit_rank",
     "load_checkpoint",
     "resolve_device",
     "save_checkpoint",

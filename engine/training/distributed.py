@@ -23,12 +23,22 @@ Ranks keep in step: every rank takes the same number of steps (a last global bat
 cells than ranks is dropped), validation runs on the bare model on each rank's shard and its sums
 are added over ranks, and at each read-back one small all-reduce tells every rank whether any rank
 saw a non-finite loss or was asked to stop, so all ranks fail or stop at the same step.
+
+Leave the process group when training is done (`close()`, or use the context as a `with` block).
+That alone does not make the exit safe on the CPU: gloo's worker threads may still be releasing the
+tensors of the last collective when the interpreter shuts down, and then the process aborts
+("terminate called without an active exception"; 3 of 39 two-process runs on a busy machine here
+even after `close()`; 0 of 40 when ending with `exit_rank`). So once every result is written and
+closed, a rank ends with `exit_rank(status)`, which skips the teardown: `python -m engine` does, and a
+script of your own under torchrun should too.
 """
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -103,5 +113,22 @@ class DistributedContext:
         return [bool(v) for v in tensor.tolist()]
 
     def close(self) -> None:
+        """Leave the process group (see the module docstring for a safe exit)."""
         if dist.is_initialized():
             dist.destroy_process_group()
+
+    def __enter__(self) -> "DistributedContext":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def exit_rank(status: int = 0) -> NoReturn:
+    """End this torchrun rank without the interpreter's teardown (see the module docstring).
+
+    Only the standard streams are flushed: call it once every result is written and closed.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
