@@ -28,7 +28,7 @@ Leave the process group when training is done (`close()`, or use the context as 
 That alone does not make the exit safe on the CPU: gloo's worker threads may still be releasing the
 tensors of the last collective when the interpreter shuts down, and then the process aborts
 ("terminate called without an active exception"; 3 of 39 two-process runs on a busy machine here
-even after `close()`; 0 of 40 when ending with `exit_rank`). So once every result is written and
+even after `close()`; 0 of 65 when ending with `exit_rank`). So once every result is written and
 closed, a rank ends with `exit_rank(status)`, which skips the teardown: `python -m engine` does, and a
 script of your own under torchrun should too.
 """
