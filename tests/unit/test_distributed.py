@@ -22,6 +22,14 @@ def test_from_env_explains_how_to_start(monkeypatch):
         DistributedContext.from_env()
 
 
+def test_exit_rank_flushes_the_streams_and_keeps_the_status():
+    code = ("import sys; from engine.training import exit_rank; "
+            "print('done', end=''); print('warn', end='', file=sys.stderr); exit_rank(3)")
+    buffered = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    done = subprocess.run([sys.executable, "-c", code], env=buffered, capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "done", "warn")
+
+
 def test_two_gloo_processes_match_one_process(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     command = [
